@@ -1,0 +1,217 @@
+"""The HTTP check: one pooled ``requests.Session``, tenacity retries, a typed ``CheckResult``.
+
+Retried (exponential backoff with jitter): timeouts, connection errors, 5xx, 429 (its Retry-After is
+honoured up to ``retry_backoff_max``) and a missing keyword. Never retried: other 4xx, TLS errors,
+too many redirects; those are answers and are reported at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Callable
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
+from urllib3.exceptions import NameResolutionError
+
+from alerting import __version__
+from alerting.models import CheckResult, ErrorKind, MonitorSpec
+from alerting.redact import redact_target_url
+
+BODY_LIMIT = 1024 * 1024  # bytes of body read for the keyword match
+USER_AGENT = f"outage-alerting/{__version__} (+https://github.com/)"
+
+Sleep = Callable[[float], None]
+
+
+def build_session(pool_size: int = 32) -> requests.Session:
+    """A session whose connection pool fits ``pool_size`` concurrent checks per host."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=max(pool_size, 10), pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ok: bool
+    status_code: int | None
+    latency_ms: float | None
+    error: ErrorKind | None = None
+    message: str = ""
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+def _causes(exc: BaseException):
+    seen, stack = set(), [exc]
+    while stack:
+        cur = stack.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        stack.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None)])
+        stack.extend(a for a in getattr(cur, "args", ()) if isinstance(a, BaseException))
+
+
+def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
+    """Map a requests/urllib3 exception to an error kind, with a message free of URLs."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(spec.url).hostname or "host"
+    causes = list(_causes(exc))
+    if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(c, ssl.SSLError) for c in causes):
+        reason = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+        detail = getattr(reason, "verify_message", None) or getattr(reason, "reason", None) or "handshake failed"
+        return Attempt(False, None, None, ErrorKind.TLS, f"TLS error: {detail}", retryable=False)
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return Attempt(
+            False, None, None, ErrorKind.TOO_MANY_REDIRECTS,
+            f"more than {spec.max_redirects} redirects", retryable=False,
+        )
+    if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)):
+        return Attempt(False, None, None, ErrorKind.TIMEOUT, f"no answer within {spec.timeout:g}s", True)
+    if any(isinstance(c, (NameResolutionError, socket.gaierror)) for c in causes):
+        return Attempt(False, None, None, ErrorKind.DNS, f"DNS lookup failed for {host}", True)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return Attempt(False, None, None, ErrorKind.REFUSED, f"connection refused by {host}", True)
+    if any(isinstance(c, (TimeoutError, socket.timeout)) for c in causes):
+        return Attempt(False, None, None, ErrorKind.TIMEOUT, f"no answer within {spec.timeout:g}s", True)
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return Attempt(False, None, None, ErrorKind.INVALID_RESPONSE, "malformed response body", True)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        kind = next((type(c).__name__ for c in causes if isinstance(c, OSError)), "connection error")
+        return Attempt(False, None, None, ErrorKind.CONNECTION, f"connection failed ({kind})", True)
+    return Attempt(False, None, None, ErrorKind.CONNECTION, f"request failed ({type(exc).__name__})", True)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _status_text(code: int) -> str:
+    try:
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def attempt_once(session: requests.Session, spec: MonitorSpec, clock: Callable[[], float] = time.perf_counter) -> Attempt:
+    """One request: status, capped body read and keyword match."""
+    started = clock()
+    headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
+    try:
+        response = session.request(
+            spec.method,
+            spec.url,
+            headers=headers,
+            timeout=(spec.timeout, spec.timeout),
+            allow_redirects=spec.max_redirects > 0,
+            verify=spec.verify_tls,
+            stream=True,
+        )
+        try:
+            body = b""
+            if spec.contains is not None or spec.not_contains is not None:
+                for chunk in response.iter_content(chunk_size=65536):
+                    body += chunk
+                    if len(body) >= BODY_LIMIT:
+                        body = body[:BODY_LIMIT]
+                        break
+                    if clock() - started > spec.timeout:
+                        raise requests.exceptions.ReadTimeout("body read exceeded the timeout")
+        finally:
+            response.close()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a typed result
+        found = classify_exception(exc, spec)
+        return Attempt(**{**found.__dict__, "latency_ms": round((clock() - started) * 1000, 1)})
+    latency = round((clock() - started) * 1000, 1)
+    code = response.status_code
+    if not spec.status_ok(code):
+        retryable = code >= 500 or code == 429
+        return Attempt(
+            False, code, latency, ErrorKind.UNEXPECTED_STATUS,
+            f"expected {spec.expectation()}, got {_status_text(code)}",
+            retryable=retryable,
+            retry_after=_retry_after(response) if code in (429, 503) else None,
+        )
+    if spec.contains is not None or spec.not_contains is not None:
+        text = body.decode(response.encoding or "utf-8", errors="replace")
+        if spec.contains is not None and spec.contains not in text:
+            return Attempt(
+                False, code, latency, ErrorKind.KEYWORD_MISSING,
+                f"text {spec.contains!r} not found in the first {len(body):,} bytes of the body",
+                retryable=True,
+            )
+        if spec.not_contains is not None and spec.not_contains in text:
+            return Attempt(
+                False, code, latency, ErrorKind.KEYWORD_PRESENT,
+                f"forbidden text {spec.not_contains!r} found in the body", retryable=True,
+            )
+    return Attempt(True, code, latency, message=_status_text(code))
+
+
+def check(
+    spec: MonitorSpec,
+    session: requests.Session | None = None,
+    sleep: Sleep = time.sleep,
+    clock: Callable[[], float] = time.perf_counter,
+) -> CheckResult:
+    """Check one monitor with tenacity retries; never raises."""
+    own_session = session is None
+    session = session or build_session(4)
+    backoff = wait_exponential_jitter(
+        initial=spec.retry_backoff, max=spec.retry_backoff_max, jitter=spec.retry_backoff
+    )
+
+    def wait(retry_state) -> float:
+        base = backoff(retry_state)
+        last = retry_state.outcome.result() if retry_state.outcome else None
+        if last is not None and last.retry_after is not None:
+            return max(base, min(last.retry_after, spec.retry_backoff_max))
+        return base
+
+    retrying = Retrying(
+        stop=stop_after_attempt(spec.attempts),
+        wait=wait,
+        retry=retry_if_result(lambda a: not a.ok and a.retryable),
+        sleep=sleep,
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    started = clock()
+    try:
+        last = retrying(attempt_once, session, spec, clock)
+        attempts = retrying.statistics.get("attempt_number", 1)
+    finally:
+        if own_session:
+            session.close()
+    return CheckResult(
+        monitor=spec.name,
+        url=redact_target_url(spec.url),
+        ok=last.ok,
+        status_code=last.status_code,
+        latency_ms=last.latency_ms,
+        attempts=attempts,
+        elapsed_ms=round((clock() - started) * 1000, 1),
+        error=last.error,
+        message=last.message,
+    )

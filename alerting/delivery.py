@@ -1,0 +1,158 @@
+"""Delivery: send rendered alerts to channels through Apprise or a Prefect notification block.
+
+Results are read, never assumed: Apprise returns False rather than raising, and Prefect's
+notification blocks swallow failures unless called inside ``raise_on_failure()``. Channels are sent
+in parallel; messages to one channel go in order through one Apprise object, so Apprise's per-service
+pacing protects each real webhook. Every reason is scrubbed of the channel's secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from alerting.config import ChannelSpec
+from alerting.redact import redact_channel_url, scrub
+from alerting.render import AlertMessage
+
+PACING_ENV = "ALERTING_APPRISE_PACING"  # "off" disables Apprise's per-service pacing (tests)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    channel: str
+    target: str  # redacted
+    title: str
+    ok: bool
+    error: str | None = None
+
+
+def channel_secrets(channel: ChannelSpec) -> list[str]:
+    """Every piece of a channel URL that could be a secret, for scrubbing free text."""
+    url = channel.target.get_secret_value()
+    pieces = [url]
+    try:
+        parts = urlsplit(url)
+        pieces += [parts.password or "", parts.username or "", unquote(parts.netloc)]
+        pieces += [seg for seg in parts.path.split("/") if len(seg) >= 6]
+        pieces += [v for _, v in parse_qsl(parts.query) if len(v) >= 4]
+    except ValueError:
+        pass
+    return [p for p in pieces if p]
+
+
+class _ThreadLogCapture(logging.Handler):
+    """Collects Apprise's warnings and errors emitted by one thread: the reason a send failed."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.thread = threading.get_ident()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.lines.append(record.getMessage())
+
+
+def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
+    import apprise
+
+    target = redact_channel_url(channel.target.get_secret_value())
+    secrets = channel_secrets(channel)
+    plugin = apprise.Apprise.instantiate(channel.target.get_secret_value(), suppress_exceptions=True)
+    if plugin is None:
+        return [DeliveryResult(channel.name, target, m.title, False, "not a valid Apprise URL") for m in messages]
+    if os.environ.get(PACING_ENV, "").lower() in ("off", "0", "false", "no"):
+        plugin.request_rate_per_sec = 0
+    markdown = plugin.notify_format in (apprise.NotifyFormat.MARKDOWN, apprise.NotifyFormat.HTML)
+    results = []
+    apprise_log = logging.getLogger("apprise")
+    for message in messages:
+        capture = _ThreadLogCapture()
+        apprise_log.addHandler(capture)
+        try:
+            ok = plugin.notify(
+                body=message.markdown if markdown else message.text,
+                title=message.title,
+                body_format=apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT,
+            )
+        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop other channels
+            ok, capture.lines = False, capture.lines + [f"{type(exc).__name__}: {exc}"]
+        finally:
+            apprise_log.removeHandler(capture)
+        error = None
+        if not ok:
+            reason = "; ".join(dict.fromkeys(capture.lines)) or "the service did not accept the message"
+            error = scrub(reason, secrets)[:500]
+        results.append(DeliveryResult(channel.name, target, message.title, bool(ok), error))
+    return results
+
+
+def _send_block(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
+    from prefect.blocks.core import Block
+
+    slug, name = channel.block_ref  # type: ignore[misc]
+    target = f"block:{slug}/{name}"
+    try:
+        block = Block.load(f"{slug}/{name}")
+    except Exception as exc:  # noqa: BLE001
+        reason = f"cannot load Prefect block {target}: {type(exc).__name__}: {exc}"
+        return [DeliveryResult(channel.name, target, m.title, False, reason[:500]) for m in messages]
+    if not hasattr(block, "notify"):
+        return [
+            DeliveryResult(channel.name, target, m.title, False, "block is not a notification block")
+            for m in messages
+        ]
+    secrets = [s.get_secret_value() for s in _block_secrets(block)]
+    results = []
+    for message in messages:
+        try:
+            if hasattr(block, "raise_on_failure"):
+                with block.raise_on_failure():
+                    block.notify(message.markdown, subject=message.title)
+            else:
+                block.notify(message.markdown, subject=message.title)
+            results.append(DeliveryResult(channel.name, target, message.title, True))
+        except Exception as exc:  # noqa: BLE001
+            reason = scrub(f"{type(exc).__name__}: {exc}", secrets)[:500]
+            results.append(DeliveryResult(channel.name, target, message.title, False, reason))
+    return results
+
+
+def _block_secrets(block):
+    from pydantic import SecretStr
+
+    for value in block.__dict__.values():
+        if isinstance(value, SecretStr):
+            yield value
+        elif isinstance(value, list):
+            yield from (v for v in value if isinstance(v, SecretStr))
+
+
+def send(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
+    """Send messages to one channel, in order; never raises."""
+    if not messages:
+        return []
+    try:
+        if channel.kind == "block":
+            return _send_block(channel, messages)
+        return _send_apprise(channel, messages)
+    except Exception as exc:  # noqa: BLE001
+        reason = scrub(f"{type(exc).__name__}: {exc}", channel_secrets(channel))[:500]
+        target = redact_channel_url(channel.target.get_secret_value())
+        return [DeliveryResult(channel.name, target, m.title, False, reason) for m in messages]
+
+
+def deliver(plan: dict[str, tuple[ChannelSpec, list[AlertMessage]]], max_workers: int = 16) -> list[DeliveryResult]:
+    """Send every channel's messages, channels in parallel; log each failure with its redacted target."""
+    if not plan:
+        return []
+    results: list[DeliveryResult] = []
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(plan)), thread_name_prefix="deliver") as pool:
+        for batch in pool.map(lambda item: send(*item), plan.values()):
+            results.extend(batch)
+    return results

@@ -1,0 +1,174 @@
+"""Typed values that flow through the toolkit: monitor specs in, check results out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from alerting.durations import parse_duration
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(ge=0, description="seconds; written as 30s, 5m, 1h or a number of seconds"),
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ErrorKind(str, Enum):
+    """Why a check failed; stable strings for JSON output and alert texts."""
+
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    DNS = "dns"
+    TLS = "tls"
+    CONNECTION = "connection"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    UNEXPECTED_STATUS = "unexpected_status"
+    KEYWORD_MISSING = "keyword_missing"
+    KEYWORD_PRESENT = "keyword_present"
+    INVALID_RESPONSE = "invalid_response"
+
+
+def _parse_status_list(value: object) -> object:
+    """Accept ``200``, ``"200,204"`` or a list of codes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, str):
+        return [int(part) for part in value.replace(" ", "").split(",") if part]
+    return value
+
+
+StatusList = Annotated[list[int], BeforeValidator(_parse_status_list)]
+
+
+class MonitorSpec(BaseModel):
+    """One watched service, as validated from the YAML file (defaults already merged)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200, description="unique name of the service")
+    url: str = Field(description="http(s) URL to check")
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="request headers; values are treated as secrets"
+    )
+    expect_status: StatusList | None = Field(
+        default=None, description="accepted HTTP status codes; default: any 2xx"
+    )
+    contains: str | None = Field(default=None, description="text that must be in the body")
+    not_contains: str | None = Field(default=None, description="text that must not be in the body")
+    interval: Duration = 30.0
+    timeout: Duration = 10.0
+    attempts: int = Field(default=3, ge=1, le=20, description="tenacity attempts inside one check")
+    retry_backoff: Duration = Field(
+        default=1.0, description="first wait between attempts; doubles each attempt, with jitter"
+    )
+    retry_backoff_max: Duration = 30.0
+    max_redirects: int = Field(default=5, ge=0, le=30)
+    verify_tls: bool = True
+    channels: list[str] = Field(default_factory=list, description="channel names to alert")
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"invalid port in URL {value!r}") from exc
+        return value.strip()
+
+    @field_validator("expect_status")
+    @classmethod
+    def _valid_codes(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("list at least one status code, or leave it out for any 2xx")
+            bad = [code for code in value if not 100 <= code <= 599]
+            if bad:
+                raise ValueError(f"HTTP status codes are 100-599, got {bad}")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> MonitorSpec:
+        if self.retry_backoff > self.retry_backoff_max:
+            raise ValueError("retry_backoff must not exceed retry_backoff_max")
+        return self
+
+    def status_ok(self, status: int) -> bool:
+        if self.expect_status is None:
+            return 200 <= status < 300
+        return status in self.expect_status
+
+    def expectation(self) -> str:
+        if self.expect_status is None:
+            return "HTTP 2xx"
+        return "HTTP " + " or ".join(str(code) for code in self.expect_status)
+
+
+UtcDatetime = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+
+
+class CheckResult(BaseModel):
+    """The outcome of one check of one monitor (all tenacity attempts included)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    monitor: str
+    url: str = Field(description="the checked URL with credentials and secret values redacted")
+    ok: bool
+    status_code: int | None = None
+    latency_ms: float | None = Field(default=None, description="latency of the last attempt")
+    attempts: int = 1
+    elapsed_ms: float = Field(default=0.0, description="all attempts and waits together")
+    error: ErrorKind | None = None
+    message: str = ""
+    checked_at: UtcDatetime = Field(default_factory=utcnow)
+
+    def summary(self) -> str:
+        """Short reason used in flow state messages: ``HTTP 503``, ``timeout after 3 attempts``."""
+        if self.ok:
+            return f"HTTP {self.status_code}" if self.status_code is not None else "up"
+        if self.error in (ErrorKind.UNEXPECTED_STATUS,) and self.status_code is not None:
+            reason = f"HTTP {self.status_code}"
+        elif self.error is ErrorKind.KEYWORD_MISSING:
+            reason = "keyword missing"
+        elif self.error is ErrorKind.KEYWORD_PRESENT:
+            reason = "forbidden text present"
+        elif self.error is not None:
+            reason = self.error.value.replace("_", " ")
+        else:
+            reason = "down"
+        if self.attempts > 1:
+            reason += f" after {self.attempts} attempts"
+        return reason

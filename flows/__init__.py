@@ -1,0 +1,1 @@
+"""Prefect orchestration: the service-monitor flow, its hooks, and serving it."""
