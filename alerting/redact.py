@@ -50,9 +50,9 @@ def redact_channel_url(url: str) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else "?"
         return f"{scheme}://{MASK}"
     base, _, query = shown.partition("?")
-    given = {k for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    given = {k for k, _ in parse_qsl(urlsplit(url).query.replace("+", "%2B"), keep_blank_values=True)}
     kept = []
-    for k, v in parse_qsl(query, keep_blank_values=True):
+    for k, v in parse_qsl(query.replace("+", "%2B"), keep_blank_values=True):
         if k not in given:
             continue  # a default Apprise filled in, not something the user wrote
         secret = k[:1] in "+-:" or _SECRET_KEY.search(k) or k.lower() in ("to", "from", "user")

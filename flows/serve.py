@@ -1,0 +1,118 @@
+"""Serve the monitor flow on a schedule, against a configured Prefect server or a local one.
+
+When no ``PREFECT_API_URL`` is configured (or it points at this machine and nothing answers), a
+local ``prefect server start`` is launched with its UI, and stopped again on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+class ServerUnavailable(Exception):
+    """The configured Prefect API does not answer and is not ours to start."""
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    process: subprocess.Popen | None = None  # set when we started it
+    log_path: Path | None = None
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float = 90.0) -> PrefectServer:
+    """``prefect server start`` in a child process; returns once its API answers."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "prefect-server.log"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    api_url = f"http://{host}:{port}/api"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    server = PrefectServer(api_url=api_url, process=process, log_path=log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerUnavailable(
+                f"the local Prefect server exited with status {process.returncode}; see {log_path}"
+            )
+        if api_healthy(api_url, timeout=1.0):
+            return server
+        time.sleep(0.3)
+    server.stop()
+    raise ServerUnavailable(f"the local Prefect server did not answer within {ready_timeout:.0f}s; see {log_path}")
+
+
+def ensure_server(host: str, port: int, log_dir: Path) -> PrefectServer:
+    """Use the configured API when it answers; otherwise start a local server."""
+    from prefect.settings import PREFECT_API_URL
+
+    configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if configured:
+        if api_healthy(configured):
+            return PrefectServer(api_url=configured.rstrip("/"))
+        parts = urlsplit(configured)
+        if parts.hostname not in LOCAL_HOSTS:
+            raise ServerUnavailable(f"the Prefect API at {configured} does not answer (PREFECT_API_URL)")
+        host, port = parts.hostname, parts.port or port
+    elif api_healthy(f"http://{host}:{port}/api"):
+        return PrefectServer(api_url=f"http://{host}:{port}/api")
+    return start_local_server(host, port, log_dir)
+
+
+def serve_monitor(config_path: Path, interval: float, name: str, server: PrefectServer) -> None:
+    """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C."""
+    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ.setdefault("PREFECT_UI_URL", server.ui_url)
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url}):
+        from flows.monitor import service_monitor
+
+        service_monitor.serve(
+            name=name,
+            interval=interval,
+            parameters={"config_path": str(config_path.resolve())},
+            description=f"Checks the monitors in {config_path.resolve()} every {interval:g}s",
+            tags=["outage-alerting"],
+            print_starting_message=True,
+        )
