@@ -250,7 +250,14 @@ def serve(
         fail(f"--interval: {exc}")
     if seconds < 1:
         fail("--interval: must be at least 1s")
+    import signal
+
     from flows.serve import ServerUnavailable, ensure_server, serve_monitor
+
+    def _terminate(signum, frame):  # SIGTERM stops the local server like Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
 
     try:
         server = ensure_server(host, port, Path(".alerting"))
@@ -261,9 +268,11 @@ def serve(
     out.print(f"Dashboard: {server.ui_url}/dashboard  ·  Runs: {server.ui_url}/runs")
     out.print(f"Serving {len(cfg.monitors)} monitor(s) from {config} every {seconds:g}s as deployment "
               f"'service-monitor/{name}'. Ctrl-C to stop.")
+    from prefect.exceptions import TerminationSignal
+
     try:
         serve_monitor(config, seconds, name, server)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TerminationSignal):
         pass
     finally:
         server.stop()

@@ -26,7 +26,8 @@ from alerting.check import build_session, check
 from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec
-from alerting.render import AlertMessage, cycle_message, render_down
+from alerting.render import cycle_message, render_down
+from flows.registry import OUTCOMES
 
 FLOW_NAME = "service-monitor"
 BATCH_SIZE = 500
@@ -47,7 +48,6 @@ class CycleOutcome:
     message: str = ""
 
 
-OUTCOMES: dict[str, CycleOutcome] = {}  # flow run id -> outcome
 
 
 class BatchResults(list):

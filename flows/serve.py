@@ -52,6 +52,16 @@ def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the process that started us dies, however it dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float = 90.0) -> PrefectServer:
     """``prefect server start`` in a child process; returns once its API answers."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +76,8 @@ def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the server in order
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
     server = PrefectServer(api_url=api_url, process=process, log_path=log_path)
     deadline = time.monotonic() + ready_timeout
