@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Callable
+from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -115,20 +116,32 @@ def _status_text(code: int) -> str:
         return f"HTTP {code}"
 
 
+def _request_following_redirects(session: requests.Session, spec: MonitorSpec, headers: dict) -> requests.Response:
+    """Follow at most ``spec.max_redirects`` redirects (a per-monitor bound; the session is shared)."""
+    url, method = spec.url, spec.method
+    for hop in range(spec.max_redirects + 1):
+        response = session.request(
+            method, url, headers=headers, timeout=(spec.timeout, spec.timeout),
+            allow_redirects=False, verify=spec.verify_tls, stream=True,
+        )
+        location = response.headers.get("Location") if response.is_redirect else None
+        if not location or spec.max_redirects == 0:
+            return response
+        response.close()
+        if hop == spec.max_redirects:
+            raise requests.exceptions.TooManyRedirects(f"more than {spec.max_redirects} redirects")
+        url = urljoin(url, location)
+        if response.status_code in (301, 302, 303) and method != "HEAD":
+            method = "GET"
+    raise AssertionError("unreachable")
+
+
 def attempt_once(session: requests.Session, spec: MonitorSpec, clock: Callable[[], float] = time.perf_counter) -> Attempt:
     """One request: status, capped body read and keyword match."""
     started = clock()
     headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
     try:
-        response = session.request(
-            spec.method,
-            spec.url,
-            headers=headers,
-            timeout=(spec.timeout, spec.timeout),
-            allow_redirects=spec.max_redirects > 0,
-            verify=spec.verify_tls,
-            stream=True,
-        )
+        response = _request_following_redirects(session, spec, headers)
         try:
             body = b""
             if spec.contains is not None or spec.not_contains is not None:
