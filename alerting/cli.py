@@ -187,6 +187,8 @@ def drill(
 @app.command()
 def validate(config: Path = ConfigOption) -> None:
     """Check the config. Exit 0 with a summary, or 2 listing every problem."""
+    from alerting.redact import redact_target_url
+
     cfg = _load(config)
     if cfg.problems:
         _report_problems(cfg)
@@ -198,7 +200,8 @@ def validate(config: Path = ConfigOption) -> None:
     )
     for spec in cfg.monitors:
         channels = ", ".join(spec.channels) or "no channels"
-        out.print(f"  {spec.name}: {spec.method} {spec.url if not spec.headers else spec.url + ' (+headers)'} "
+        headers = f" (+{len(spec.headers)} header{'s' if len(spec.headers) != 1 else ''})" if spec.headers else ""
+        out.print(f"  {spec.name}: {spec.method} {redact_target_url(spec.url)}{headers} "
                   f"every {spec.interval:g}s, {spec.attempts} attempts, timeout {spec.timeout:g}s -> {channels}")
     raise typer.Exit(0)
 

@@ -79,6 +79,7 @@ def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage]) -> list[De
                 body=message.markdown if markdown else message.text,
                 title=message.title,
                 body_format=apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT,
+                notify_type=apprise.NotifyType(message.severity),
             )
         except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop other channels
             ok, capture.lines = False, capture.lines + [f"{type(exc).__name__}: {exc}"]

@@ -50,6 +50,7 @@ def redact_channel_url(url: str) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else "?"
         return f"{scheme}://{MASK}"
     base, _, query = shown.partition("?")
+    base = _mask_path(base)
     given = {k for k, _ in parse_qsl(urlsplit(url).query.replace("+", "%2B"), keep_blank_values=True)}
     kept = []
     for k, v in parse_qsl(query.replace("+", "%2B"), keep_blank_values=True):
@@ -58,6 +59,21 @@ def redact_channel_url(url: str) -> str:
         secret = k[:1] in "+-:" or _SECRET_KEY.search(k) or k.lower() in ("to", "from", "user")
         kept.append(f"{k}={MASK if secret and v else v}")
     return base + ("?" + "&".join(kept) if kept else "")
+
+
+def _mask_segment(segment: str) -> str:
+    if not segment or "..." in segment or segment == MASK or (segment.isalpha() and len(segment) <= 12):
+        return segment  # empty, already masked by Apprise, or a plain word such as "hooks"
+    return f"{segment[0]}...{segment[-1]}" if len(segment) >= 8 else MASK
+
+
+def _mask_path(url: str) -> str:
+    """Mask path segments that may be tokens (webhook paths often carry them)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "/" not in rest:
+        return url
+    netloc, _, path = rest.partition("/")
+    return f"{scheme}://{netloc}/" + "/".join(_mask_segment(seg) for seg in path.split("/"))
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -18,6 +18,7 @@ class AlertMessage:
     title: str
     markdown: str
     text: str
+    severity: str = "info"  # Apprise notify type: info, success, warning, failure
 
 
 def _when(result: CheckResult) -> str:
@@ -55,7 +56,7 @@ def render_down(
         )
     markdown = f"**{lead}**\n\n" + "\n".join(f"- **{k}:** {v}" for k, v in rows)
     text = lead + "\n\n" + "\n".join(f"{k}: {v}" for k, v in rows)
-    return AlertMessage("DOWN", spec.name, title, markdown, text)
+    return AlertMessage("DOWN", spec.name, title, markdown, text, severity="failure")
 
 
 def _expected(spec: MonitorSpec) -> str:

@@ -27,7 +27,9 @@ from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec
 from alerting.render import cycle_message, render_down
-from flows.registry import OUTCOMES
+# A module reference, not its dict: a served run cloudpickles this module's functions by value,
+# which would give the flow and its hook two separate copies of a dict imported by name.
+import flows.registry as registry
 
 FLOW_NAME = "service-monitor"
 BATCH_SIZE = 500
@@ -118,7 +120,7 @@ def plan_down_alerts(outcome: CycleOutcome) -> dict:
 def send_down_alerts(flow, flow_run, state) -> None:
     """Flow-level on_failure hook: one DOWN alert per down service, channels in parallel."""
     logger = flow_run_logger(flow_run, flow)
-    outcome = OUTCOMES.get(str(flow_run.id))
+    outcome = registry.OUTCOMES.get(str(flow_run.id))
     if outcome is None:
         logger.error("No check results in this process for flow run %s; no alerts sent", flow_run.id)
         return
@@ -146,7 +148,7 @@ async def service_monitor(
     logger = get_run_logger()
     run_id = str(flow_run.id)
     outcome = CycleOutcome(config_path=config_path, drill=drill_monitor is not None)
-    OUTCOMES[run_id] = outcome
+    registry.OUTCOMES[run_id] = outcome
     outcome.run_url = _run_url(flow_run.id)
     try:
         config = load_config(config_path)
@@ -224,4 +226,4 @@ def run_once(config_path: str | Path, drill_monitor: str | None = None, drill_st
         )
     )
     run_id = str(state.state_details.flow_run_id)
-    return state, OUTCOMES.pop(run_id, None)
+    return state, registry.OUTCOMES.pop(run_id, None)

@@ -84,6 +84,10 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     proc = _SERVER.get("proc")
     if proc is not None:
+        if "prefect" in sys.modules:  # send buffered run logs before the server goes away
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=5)
         stop_process(proc)
         shutil.rmtree(_SERVER["home"], ignore_errors=True)
 
