@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,8 @@ def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float
     log_path = log_dir / "prefect-server.log"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # the scheduler's default 60 s loop would leave a new deployment idle for up to a minute
+    env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "5")
     api_url = f"http://{host}:{port}/api"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -110,6 +113,23 @@ def ensure_server(host: str, port: int, log_dir: Path) -> PrefectServer:
     return start_local_server(host, port, log_dir)
 
 
+def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> None:
+    """Check once right away instead of waiting for the scheduler's first slot."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + wait
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            try:
+                deployment = client.read_deployment_by_name(deployment_name)
+            except Exception:  # noqa: BLE001 - not registered yet
+                time.sleep(0.5)
+                continue
+            client.create_flow_run_from_deployment(deployment.id, tags=["first-run"])
+            return
+
+
 def serve_monitor(config_path: Path, interval: float, name: str, server: PrefectServer) -> None:
     """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C."""
     os.environ["PREFECT_API_URL"] = server.api_url
@@ -117,8 +137,11 @@ def serve_monitor(config_path: Path, interval: float, name: str, server: Prefect
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url}):
-        from flows.monitor import service_monitor
+        from flows.monitor import FLOW_NAME, service_monitor
 
+        threading.Thread(
+            target=_first_run_now, args=(f"{FLOW_NAME}/{name}", server.api_url), daemon=True
+        ).start()
         service_monitor.serve(
             name=name,
             interval=interval,
