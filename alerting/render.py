@@ -87,3 +87,77 @@ def cycle_message(results: list[CheckResult], invalid: list[str] | None = None, 
         where = f" in {config_path}" if config_path else ""
         message += f"; {len(invalid)} config problem{'s' if len(invalid) != 1 else ''}{where}: " + "; ".join(invalid)
     return (not down and not invalid), message
+
+
+# --- lifecycle alerts (policy events) -------------------------------------------------------------
+
+def _utc(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "n/a"
+
+
+def _doc(lead: str, rows: list[tuple[str, str]]) -> tuple[str, str]:
+    markdown = f"**{lead}**\n\n" + "\n".join(f"- **{k}:** {v}" for k, v in rows)
+    text = lead + "\n\n" + "\n".join(f"{k}: {v}" for k, v in rows)
+    return markdown, text
+
+
+def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> AlertMessage:
+    """One DOWN / REMINDER / RESOLVED / FLAPPING alert from a policy ``AlertEvent``.
+
+    Every text carries the alert's original time, so a message delivered late (after a channel
+    outage or a crash) still says when it happened.
+    """
+    from alerting.durations import format_duration
+
+    kind = event.kind.value
+    result = event.result
+    downtime = event.downtime
+    lasted = format_duration(downtime.total_seconds()) if downtime is not None else "n/a"
+    rows: list[tuple[str, str]] = []
+    if kind == "DOWN":
+        reason = event.last_error or (result.summary() if result else "down")
+        lead = f"{spec.name} is DOWN: {reason}"
+        rows = [
+            ("Down since", _utc(event.down_since)),
+            ("First error", event.first_error or "n/a"),
+            ("Expected", _expected(spec)),
+        ]
+        if result is not None:
+            rows.append(("Last check", f"{result.attempts} attempt(s), last took {_ms(result.latency_ms)}"))
+    elif kind == "REMINDER":
+        lead = f"{spec.name} is still DOWN after {lasted}: {event.last_error or 'down'}"
+        rows = [("Down since", _utc(event.down_since)), ("First error", event.first_error or "n/a"),
+                ("Last error", event.last_error or "n/a")]
+    elif kind == "RESOLVED":
+        lead = f"{spec.name} is back UP after {lasted} down"
+        rows = [("Down", f"{_utc(event.down_since)} to {_utc(event.up_since)} ({lasted})"),
+                ("First error", event.first_error or "n/a"), ("Last error", event.last_error or "n/a")]
+    else:  # FLAPPING
+        lead = f"{spec.name} is FLAPPING: {event.detail}"
+        rows = [("Last error", event.last_error or "n/a")]
+    if event.detail and kind != "FLAPPING":
+        rows.append(("Note", event.detail))
+    from alerting.redact import redact_target_url
+
+    rows += [("Alert time", _utc(event.at)), ("URL", result.url if result else redact_target_url(spec.url))]
+    if run_url:
+        rows.append(("Flow run", run_url))
+    markdown, text = _doc(lead + ".", rows)
+    title = f"{kind}: {spec.name}" + (f" (down {lasted})" if kind == "RESOLVED" else "")
+    return AlertMessage(kind, spec.name, title, markdown, text)
+
+
+def render_storm(events: list, *, run_url: str | None = None) -> AlertMessage:
+    """One message for many monitors of the same kind in one run (an alert storm)."""
+    kind = events[0].kind.value
+    names = [e.monitor for e in events]
+    at = min(e.at for e in events)
+    verb = "DOWN" if kind == "DOWN" else "back UP" if kind == "RESOLVED" else kind
+    lines = [f"{e.monitor}: {e.last_error or verb}" for e in events]
+    lead = f"{len(events)} services {verb}"
+    rows = [("Alert time", _utc(at))] + ([("Flow run", run_url)] if run_url else [])
+    markdown = f"**{lead}:**\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n" + "\n".join(
+        f"- **{k}:** {v}" for k, v in rows)
+    text = f"{lead}:\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"{k}: {v}" for k, v in rows)
+    shown = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")
+    return AlertMessage(kind, None, f"{kind}: {len(events)} services ({shown})", markdown, text)
