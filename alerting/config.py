@@ -114,7 +114,7 @@ class _FileShape(BaseModel):
     storm_threshold: int = Field(default=5, ge=0, le=100000, description="0 turns grouping off")
     fallback_channel: str | None = None
     fallback_after: int = Field(default=3, ge=1, le=1000)
-    history_retention: Any = "35d"
+    history_retention: Any = Field(default=35 * 86400.0, validate_default=True)
 
     @field_validator("history_retention")
     @classmethod

@@ -71,15 +71,24 @@ def render_test(title: str, body: str) -> AlertMessage:
     return AlertMessage("TEST", None, title, body, body)
 
 
-def cycle_message(results: list[CheckResult], invalid: list[str] | None = None, config_path: str = "") -> tuple[bool, str]:
+def cycle_message(
+    results: list[CheckResult],
+    invalid: list[str] | None = None,
+    config_path: str = "",
+    notes: dict[str, str] | None = None,
+) -> tuple[bool, str]:
     """The flow's final state message; ``(True, ...)`` when every service is up and the config is clean.
 
-    ``2 of 5 services down: api (HTTP 503), db (timeout after 3 attempts)``
+    ``2 of 5 services down: api (HTTP 503), db (timeout after 3 attempts)``; ``notes`` adds the
+    lifecycle view per service: ``api (HTTP 503; DOWN since 10:02:00 UTC)``.
     """
+    notes = notes or {}
     down = [r for r in results if not r.ok]
     total = len(results)
     if down:
-        listed = ", ".join(f"{r.monitor} ({r.summary()})" for r in down)
+        listed = ", ".join(
+            f"{r.monitor} ({r.summary()}{'; ' + notes[r.monitor] if r.monitor in notes else ''})" for r in down
+        )
         message = f"{len(down)} of {total} service{'s' if total != 1 else ''} down: {listed}"
     else:
         message = f"all {total} service{'s' if total != 1 else ''} up" if total else "no monitors to check"
