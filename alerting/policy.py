@@ -196,7 +196,9 @@ def _track_flapping(
             )
             s = replace(s, last_alert_at=now)
     elif s.flapping and not changes:
-        s = replace(s, flapping=False)  # stable for a whole window: normal alerts resume
+        # stable for a whole window: normal alerts resume, and people hear the settled status once
+        # (a DOWN if it settled down, a RESOLVED if it settled up)
+        s = replace(s, flapping=False, notified_down=s.status is not Status.DOWN)
     return s
 
 
