@@ -46,7 +46,7 @@ class Target:
                 self.wfile.write(body)
 
         self.server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.server.server_port}{path}"
@@ -91,7 +91,7 @@ class Receiver:
                 self.end_headers()
 
         self.server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def apprise_url(self, path: str = "/hook") -> str:
         return f"json://127.0.0.1:{self.server.server_port}{path}"

@@ -1,0 +1,217 @@
+"""The state store and the outbox, in process: real SQLite files, a real HTTP target and real json://
+receivers on 127.0.0.1. Clocks are injected; delivery retries wait zero seconds."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from alerting.check import check
+from alerting.config import parse_config
+from alerting.delivery import send_with_retry
+from alerting.lifecycle import deliver_pending, record_cycle, status_rows
+from alerting.render import render_test
+from alerting.store import NewAlert, Store, StoreError, check_history, schema_version
+from lifecycle_support import Receiver, Target
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+CANARY = "canary-Secret-5f3e9"
+
+
+@pytest.fixture(autouse=True)
+def _zero_waits(monkeypatch):
+    monkeypatch.setenv("ALERTING_APPRISE_PACING", "off")
+    monkeypatch.setenv("ALERTING_DELIVERY_RETRY_WAIT", "0")
+
+
+@pytest.fixture
+def target():
+    t = Target(503)
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def receivers():
+    made = [Receiver(), Receiver()]
+    yield made
+    for r in made:
+        r.close()
+
+
+def make_config(tmp_path, target, receivers, extra: str = "", monitors: int = 1, **defaults):
+    opts = {"attempts": 1, "retry_backoff": "0s", "channels": ["ops"], "failure_threshold": 2, **defaults}
+    text = (
+        "defaults:\n" + "".join(f"  {k}: {v!r}\n".replace("'", '"') for k, v in opts.items())
+        + "channels:\n"
+        + f'  ops: "{receivers[0].apprise_url().replace("json://", f"json://user:{CANARY}@")}"\n'
+        + f'  spare: "{receivers[1].apprise_url()}"\n'
+        + extra
+        + "monitors:\n"
+        + "".join(f"  - {{name: svc{i}, url: \"{target.url(f'/s{i}')}\"}}\n" for i in range(monitors))
+    )
+    path = tmp_path / "monitors.yaml"
+    path.write_text(text)
+    cfg = parse_config(text, str(path), environ={})
+    assert not cfg.problems, cfg.problems
+    return cfg
+
+
+def cycle(store, cfg, now):
+    specs = {s.name: s for s in cfg.monitors}
+    results = [check(s).model_copy(update={"checked_at": now}) for s in cfg.monitors]
+    record = record_cycle(store, cfg, specs, results, now)
+    return record, deliver_pending(store, cfg, now)
+
+
+def test_default_store_is_sqlite_next_to_the_config_with_wal_and_a_schema_version(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers)
+    assert cfg.resolved_state_url() == f"sqlite:///{tmp_path / '.alerting' / 'state.db'}"
+    store = Store(cfg.resolved_state_url())
+    store.close()
+    db = sqlite3.connect(tmp_path / ".alerting" / "state.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    db.execute("UPDATE schema_version SET version = 99")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store(cfg.resolved_state_url())
+
+
+def test_outage_across_runs_one_down_one_resolved(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers)
+    store = Store(cfg.resolved_state_url())
+    ops = receivers[0]
+    _, sent = cycle(store, cfg, T0)  # first failure: not confirmed yet
+    assert sent == [] and ops.titles() == []
+    cycle(store, cfg, T0 + timedelta(minutes=1))
+    cycle(store, cfg, T0 + timedelta(minutes=2))
+    assert ops.titles() == ["DOWN: svc0"]
+    target.status = 200
+    cycle(store, cfg, T0 + timedelta(minutes=3))
+    cycle(store, cfg, T0 + timedelta(minutes=4))
+    assert ops.titles() == ["DOWN: svc0", "RESOLVED: svc0 (down 3m)"]
+    assert "Down: 2026-03-01 12:00:00 UTC to 2026-03-01 12:03:00 UTC (3m)" in ops.messages[1]["message"]
+    (row,) = status_rows(store, cfg, T0 + timedelta(minutes=5))
+    assert row["status"] == "UP" and row["uptime_24h"] == 40.0 and row["p50_ms"] is not None
+    history = store.history("svc0", 10)
+    assert [h["ok"] for h in history] == [True, True, False, False, False]
+    store.close()
+
+
+def test_a_failing_channel_gets_the_alert_once_late_not_lost(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers, failure_threshold=1)
+    store = Store(cfg.resolved_state_url())
+    ops = receivers[0]
+    ops.fail_with = 500
+    _, sent = cycle(store, cfg, T0)
+    assert [d.ok for d in sent] == [False] and ops.refused == 3  # three tenacity attempts
+    assert CANARY not in repr(sent) and CANARY not in repr(store.outbox_rows())
+    (pending,) = store.outbox_rows(pending_only=True)
+    assert pending.attempts == 1 and pending.last_error
+    ops.fail_with = None
+    _, sent = cycle(store, cfg, T0 + timedelta(minutes=10))
+    assert [d.ok for d in sent] == [True]
+    assert ops.titles() == ["DOWN: svc0"]
+    assert "Delivered late: this alert is from 2026-03-01 12:00:00 UTC" in ops.messages[0]["message"]
+    cycle(store, cfg, T0 + timedelta(minutes=11))
+    assert ops.titles() == ["DOWN: svc0"] and store.outbox_rows(pending_only=True) == []
+    store.close()
+
+
+def test_fallback_channel_gets_one_copy_when_a_channel_keeps_failing(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers, extra="fallback_channel: spare\nfallback_after: 2\n",
+                      failure_threshold=1)
+    store = Store(cfg.resolved_state_url())
+    ops, spare = receivers
+    ops.fail_with = 503
+    for minute in range(4):
+        cycle(store, cfg, T0 + timedelta(minutes=minute))
+    assert spare.titles() == ["DOWN: svc0 [via fallback: ops failing]"]
+    assert ops.titles() == []
+    store.close()
+
+
+def test_storm_each_channel_gets_one_message(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers, extra="storm_threshold: 3\n", monitors=4, failure_threshold=1)
+    store = Store(cfg.resolved_state_url())
+    cycle(store, cfg, T0)
+    (title,) = receivers[0].titles()
+    assert title.startswith("DOWN: 4 services (svc0, svc1, svc2, svc3)")
+    store.close()
+
+
+def test_silence_holds_alerts_and_unsilence_lets_the_down_through(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers, failure_threshold=1)
+    store = Store(cfg.resolved_state_url())
+    store.silence("svc0", T0 + timedelta(hours=2), "deploy", T0)
+    cycle(store, cfg, T0)
+    cycle(store, cfg, T0 + timedelta(minutes=1))
+    assert receivers[0].titles() == []
+    (row,) = status_rows(store, cfg, T0 + timedelta(minutes=1))
+    assert row["status"] == "DOWN" and row["silence_reason"] == "deploy"
+    store.silence("svc0", None, None, T0 + timedelta(minutes=2))
+    cycle(store, cfg, T0 + timedelta(minutes=3))
+    assert receivers[0].titles() == ["DOWN: svc0"]
+    store.close()
+
+
+def test_outbox_dedup_key_and_claims_never_send_twice(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    alert = NewAlert("a1", "ops", "DOWN", "svc", "DOWN: svc", "md", "text", T0)
+    with store.begin() as tx:
+        assert tx.enqueue([alert, alert]) == 1
+    with store.begin() as tx:
+        assert tx.enqueue([alert]) == 0
+    assert len(store.claim_pending(T0)) == 1
+    assert store.claim_pending(T0) == []  # claimed by the first worker (lease)
+    assert len(store.claim_pending(T0 + timedelta(minutes=6))) == 1  # the lease expired: a crashed worker
+    store.close()
+
+
+def test_retry_after_on_429_is_honoured(receivers):
+    cfg = parse_config(f'channels: {{ops: "{receivers[0].apprise_url()}"}}\n', "m.yaml", environ={})
+    receivers[0].fail_with, receivers[0].fail_times, receivers[0].retry_after = 429, 1, "7"
+    waits: list[float] = []
+    result = send_with_retry(cfg.channels["ops"], render_test("t", "b"), sleep=waits.append)
+    assert result.ok and result.attempts == 2 and waits == [7.0]
+
+
+def test_history_rows_are_small_and_pruned(tmp_path):
+    path = tmp_path / "s.db"
+    store = Store(f"sqlite:///{path}")
+    with store.begin() as tx:
+        tx.ids(f"monitor-{i}" for i in range(20))
+    base = int(T0.timestamp())
+    rows = [
+        {"monitor_id": 1 + i % 20, "ts": base + 30 * (i // 20), "ok": i % 7 != 0, "status": 200 if i % 7 else 503,
+         "latency_ms": 40 + i % 300, "error": None if i % 7 else "unexpected_status"}
+        for i in range(40_000)
+    ]
+    before = path.stat().st_size
+    with store.engine.begin() as conn:
+        conn.execute(check_history.insert(), rows)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    per_check = (path.stat().st_size - before) / len(rows)
+    assert per_check <= 150, per_check
+    now = T0 + timedelta(days=35, hours=1)
+    assert store.prune(now, timedelta(days=35)) == 20 * 120  # the first hour: 120 checks of 20 monitors
+    assert store.prune(now + timedelta(minutes=10), timedelta(days=35)) == 0  # at most hourly
+    store.close()
+
+
+def test_sqlite_file_survives_a_reopen_with_results(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers, failure_threshold=1)
+    store = Store(cfg.resolved_state_url())
+    cycle(store, cfg, T0)
+    store.close()
+    reopened = Store(cfg.resolved_state_url())
+    assert reopened.states()["svc0"].notified_down
+    with reopened.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert conn.execute(schema_version.select()).fetchall() == [(1,)]
+    reopened.close()
