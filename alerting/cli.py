@@ -140,6 +140,11 @@ def _outcome_json(state, outcome) -> str:
             "flow_run_id": str(state.state_details.flow_run_id),
             "results": [json.loads(r.model_dump_json()) for r in outcome.results] if outcome else [],
             "alerts": [d.__dict__ for d in outcome.deliveries] if outcome else [],
+            "lifecycle": (
+                [{"monitor": m, "status": st.status.value, "notified_down": st.notified_down}
+                 for m, st in outcome.states.items()] if outcome else []
+            ),
+            "events": [{"kind": e.kind.value, "monitor": e.monitor} for e in outcome.events] if outcome else [],
             "problems": outcome.problems if outcome else [],
         }
     )

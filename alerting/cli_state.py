@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional
@@ -15,14 +16,20 @@ from alerting.config import Config
 from alerting.models import utcnow
 
 
+@contextmanager
 def _store(cfg: Config, config: Path):
+    """The state store, or exit 2 naming the file and ``state_url``; closed afterwards."""
     from alerting.lifecycle import open_store
     from alerting.store import StoreError
 
     try:
-        return open_store(cfg)
+        store = open_store(cfg)
     except StoreError as exc:
         fail(f"{config}: field 'state_url': {exc}")
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _monitor(cfg: Config, config: Path, name: str) -> str:
@@ -50,11 +57,8 @@ def status(
     from alerting.lifecycle import status_rows
 
     cfg = _load(config)
-    store = _store(cfg, config)
-    try:
+    with _store(cfg, config) as store:
         rows = status_rows(store, cfg, utcnow())
-    finally:
-        store.close()
     if as_json:
         print(json.dumps({"monitors": rows}))
         raise typer.Exit(0)
@@ -92,11 +96,8 @@ def history(
     """The most recent checks of one monitor, newest first. Exit 0, or 2 on bad input."""
     cfg = _load(config)
     name = _monitor(cfg, config, monitor)
-    store = _store(cfg, config)
-    try:
+    with _store(cfg, config) as store:
         rows = store.history(name, limit)
-    finally:
-        store.close()
     if as_json:
         print(json.dumps({"monitor": name, "checks": [{**r, "checked_at": r["checked_at"].isoformat()} for r in rows]}))
         raise typer.Exit(0)
@@ -131,11 +132,8 @@ def silence(
     if seconds <= 0:
         fail("--for: must be longer than 0s")
     now = utcnow()
-    store = _store(cfg, config)
-    try:
+    with _store(cfg, config) as store:
         state = store.silence(name, now + timedelta(seconds=seconds), reason, now)
-    finally:
-        store.close()
     out.print(f"{name} silenced for {format_duration(seconds)}, until "
               f"{state.silenced_until:%Y-%m-%d %H:%M:%S} UTC" + (f" ({reason})" if reason else ""))
     raise typer.Exit(0)
@@ -149,10 +147,7 @@ def unsilence(
     """End a silence now; a DOWN still going on is sent at the next run. Exit 0, or 2 on bad input."""
     cfg = _load(config)
     name = _monitor(cfg, config, monitor)
-    store = _store(cfg, config)
-    try:
+    with _store(cfg, config) as store:
         store.silence(name, None, None, utcnow())
-    finally:
-        store.close()
     out.print(f"{name} is no longer silenced")
     raise typer.Exit(0)

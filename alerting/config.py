@@ -124,11 +124,6 @@ class _FileShape(BaseModel):
             raise ValueError("keep at least 1d of history (uptime needs it)")
         return seconds
 
-    @field_validator("state_url", mode="before")
-    @classmethod
-    def _expand_state_url(cls, value: Any) -> Any:
-        return _expand(value, "state_url", dict(os.environ)) if isinstance(value, str) else value
-
 
 class _Unset(Exception):
     def __init__(self, path: str, var: str):
@@ -198,17 +193,19 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
         raise ConfigError([ConfigProblem(file, "expected a mapping with defaults, channels, monitors")])
     try:
         shape = _FileShape.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc, file)) from None
+
+    try:
+        state_url = _expand(shape.state_url, "state_url", environ)  # ${DB_PASSWORD} stays out of the file
     except _Unset as unset:
         raise ConfigError(
             [ConfigProblem(file, f"environment variable {unset.var} is not set", field=unset.path)]
         ) from None
-    except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, file)) from None
-
     config = Config(
         path=file,
         concurrency=shape.concurrency,
-        state_url=shape.state_url,
+        state_url=state_url,
         maintenance=list(shape.maintenance),
         storm_threshold=shape.storm_threshold,
         fallback_after=shape.fallback_after,

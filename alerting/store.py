@@ -122,24 +122,6 @@ outbox = Table(
 
 
 @dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    alert_id: str
-    dedup_key: str
-    channel: str
-    kind: str
-    monitor: str | None
-    title: str
-    markdown: str
-    body: str
-    created_at: datetime
-    attempts: int
-    delivered_at: datetime | None = None
-    last_error: str | None = None
-    fallback_for: str | None = None
-
-
-@dataclass(frozen=True)
 class NewAlert:
     """An outbox row to write (ids and bookkeeping are the store's)."""
 
@@ -151,11 +133,21 @@ class NewAlert:
     markdown: str
     body: str
     created_at: datetime
-    fallback_for: str | None = None
+    fallback_for: str | None = None  # set on a copy sent to the fallback channel
 
     @property
     def dedup_key(self) -> str:
         return f"{self.alert_id}:{self.channel}"
+
+
+@dataclass(frozen=True)
+class OutboxRow(NewAlert):
+    """An outbox row as stored, with its delivery bookkeeping."""
+
+    id: int = 0
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    last_error: str | None = None
 
 
 def safe_url(url: str) -> str:
@@ -284,11 +276,11 @@ class Tx:
             self.conn.execute(meta.insert().values(key=key, value=value))
 
 
+_ROW_FIELDS = [f for f in OutboxRow.__dataclass_fields__]
+
+
 def _row(r) -> OutboxRow:
-    return OutboxRow(
-        r.id, r.alert_id, r.dedup_key, r.channel, r.kind, r.monitor, r.title, r.markdown, r.body,
-        r.created_at, r.attempts, r.delivered_at, r.last_error, r.fallback_for,
-    )
+    return OutboxRow(**{f: r._mapping[f] for f in _ROW_FIELDS})
 
 
 class Store:
