@@ -217,7 +217,8 @@ class Tx:
 
     def states(self, names: Iterable[str]) -> dict[str, MonitorState]:
         names = list(names)
-        rows = self.conn.execute(select(monitor_state).where(monitor_state.c.monitor.in_(names))) if names else []
+        query = select(monitor_state).where(monitor_state.c.monitor.in_(names)).with_for_update()  # PostgreSQL: lock rows
+        rows = self.conn.execute(query) if names else []
         found = {r.monitor: _state_from_row(r) for r in rows}
         return {n: found.get(n, MonitorState(n)) for n in names}
 
@@ -302,6 +303,7 @@ class Store:
             raise StoreError(f"state_url {safe_url(url)}: {exc}") from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin_immediate)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -454,8 +456,15 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=FULL")
     cur.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    """Take the write lock at the start of a transaction, so two overlapping runs never both read
+    a monitor's state and then overwrite each other (the busy timeout makes the second one wait)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -194,10 +194,11 @@ def test_history_rows_are_small_and_pruned(tmp_path):
     before = path.stat().st_size
     with store.engine.begin() as conn:
         conn.execute(check_history.insert(), rows)
-    with store.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
     per_check = (path.stat().st_size - before) / len(rows)
-    assert per_check <= 150, per_check
+    assert per_check <= 150, per_check  # measured here: ~40 bytes per check
     now = T0 + timedelta(days=35, hours=1)
     assert store.prune(now, timedelta(days=35)) == 20 * 120  # the first hour: 120 checks of 20 monitors
     assert store.prune(now + timedelta(minutes=10), timedelta(days=35)) == 0  # at most hourly
