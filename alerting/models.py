@@ -187,7 +187,8 @@ class MonitorSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     # alert lifecycle (see docs/lifecycle.md)
     failure_threshold: int = Field(
-        default=2, ge=1, le=1000, description="consecutive failing runs before DOWN (each run already retries)"
+        default=1, ge=1, le=1000,
+        description="consecutive failing runs before DOWN (each run already retries; the starter config uses 2)",
     )
     success_threshold: int = Field(default=1, ge=1, le=1000, description="consecutive passing runs before RESOLVED")
     renotify_every: Annotated[float | None, BeforeValidator(_never_or_duration)] = Field(

@@ -45,7 +45,7 @@ def world(tmp_path, prefect_api):
     env.pop("ALERTING_TEST_FAULT", None)
 
     def write(**defaults):
-        opts = {"attempts": 1, "retry_backoff": "0s", "channels": '["ops"]', **defaults}
+        opts = {"attempts": 1, "retry_backoff": "0s", "channels": '["ops"]', "failure_threshold": 2, **defaults}
         (tmp_path / "monitors.yaml").write_text(
             "defaults:\n" + "".join(f"  {k}: {v}\n" for k, v in opts.items())
             + 'channels:\n  ops: "${OPS_URL}"\n'

@@ -17,6 +17,7 @@ MIN = timedelta(minutes=1)
 
 
 def spec(**kw) -> MonitorSpec:
+    kw.setdefault("failure_threshold", 2)
     return MonitorSpec(name=kw.pop("name", "api"), url="http://127.0.0.1:9/", channels=kw.pop("channels", ["ops"]), **kw)
 
 
@@ -85,6 +86,10 @@ def test_renotify_never_sends_no_reminders():
 def test_success_threshold_needs_consecutive_passes():
     events, _ = play(spec(failure_threshold=1, success_threshold=3), "xx..x...")
     assert kinds(events) == [(0, "DOWN"), (7, "RESOLVED")]
+
+
+def test_default_failure_threshold_is_one_run_which_already_includes_the_retries():
+    assert MonitorSpec(name="a", url="http://127.0.0.1:9/").failure_threshold == 1
 
 
 def test_unknown_to_up_is_silent():
