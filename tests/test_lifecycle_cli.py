@@ -60,7 +60,7 @@ def world(tmp_path, prefect_api):
 
     write()
     yield type("World", (), {"target": target, "receiver": receiver, "run": staticmethod(run),
-                             "write": staticmethod(write), "dir": tmp_path})
+                             "write": staticmethod(write), "dir": tmp_path, "api": prefect_api})
     target.close()
     receiver.close()
 
@@ -94,6 +94,18 @@ def test_down_twice_one_down_then_up_one_resolved(world):
     history = json.loads(world.run("history", "api", "--json", "--limit", "2").stdout)
     assert [c["ok"] for c in history["checks"]] == [True, False]
     assert (world.dir / ".alerting" / "state.db").exists()
+
+    # the last flow run published the same status table as a Prefect table artifact
+    import httpx
+
+    found = httpx.post(
+        f"{world.api}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": ["service-status"]}}, "sort": "CREATED_DESC", "limit": 1},
+        timeout=10,
+    ).json()
+    table = json.loads(found[0]["data"]) if isinstance(found[0]["data"], str) else found[0]["data"]
+    assert table[0]["monitor"] == "api" and table[0]["status"] == "UP" and table[0]["this_run"] == "ok"
+    assert "uptime_24h" in table[0] and "p95_ms" in table[0]
 
 
 def test_a_channel_that_fails_then_recovers_gets_the_alert_once_late(world):
