@@ -324,8 +324,6 @@ class Store:
     def silence(self, monitor: str, until: datetime | None, reason: str | None, now: datetime) -> MonitorState:
         with self.begin() as tx:
             state = tx.states([monitor])[monitor]
-
-
             state = replace(state, silenced_until=until, silence_reason=reason if until else None)
             tx.save_state(state, now)
             return state
