@@ -188,7 +188,10 @@ class Store:
         kwargs: dict = {}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the folder for {parsed.database}: {exc.strerror}") from None
             kwargs["connect_args"] = {"timeout": 30}
         try:
             self.engine: Engine = create_engine(url, **kwargs)

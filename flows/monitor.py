@@ -141,6 +141,11 @@ def _deliver_outbox(flow, flow_run, final_state: str) -> None:
     if outcome is None:
         logger.error("No check results in this process for flow run %s; the outbox is delivered next run", flow_run.id)
         return
+    deliver_outcome(outcome, final_state, logger)
+
+
+def deliver_outcome(outcome: CycleOutcome, final_state: str, logger) -> None:
+    """The hooks' work, given the run's outcome and a logger. Never raises."""
     if outcome.config is None:
         return
     if outcome.drill or outcome.store_error:

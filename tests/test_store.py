@@ -216,3 +216,48 @@ def test_sqlite_file_survives_a_reopen_with_results(tmp_path, target, receivers)
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert conn.execute(schema_version.select()).fetchall() == [(1,)]
     reopened.close()
+
+
+def test_overlapping_runs_queue_one_down_not_two(tmp_path, target, receivers):
+    import threading
+
+    cfg = make_config(tmp_path, target, receivers, failure_threshold=1)
+    specs = {s.name: s for s in cfg.monitors}
+    results = [check(s).model_copy(update={"checked_at": T0}) for s in cfg.monitors]
+    stores = [Store(cfg.resolved_state_url()) for _ in range(2)]
+    Store(cfg.resolved_state_url()).close()  # schema exists before the race
+    start = threading.Barrier(2)
+
+    def run(store):
+        start.wait()
+        record_cycle(store, cfg, specs, results, T0)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.kind for r in stores[0].outbox_rows()] == ["DOWN"]
+    for s in stores:
+        s.close()
+
+
+def test_a_hook_that_cannot_reach_the_store_logs_and_does_not_raise(tmp_path, target, receivers):
+    import logging
+
+    from flows.monitor import CycleOutcome, deliver_outcome
+
+    cfg = make_config(tmp_path, target, receivers)
+    (tmp_path / "blocker").write_text("a file where the store's directory should be")
+    cfg.state_url = f"sqlite:///{tmp_path / 'blocker' / 'state.db'}"
+    outcome = CycleOutcome(config_path=cfg.path, config=cfg, specs={s.name: s for s in cfg.monitors})
+    logger = logging.getLogger("test-hook")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        deliver_outcome(outcome, "failed", logger)  # must not raise
+    finally:
+        logger.removeHandler(handler)
+    assert any("cannot create the folder" in m and "stay in the outbox" in m for m in seen), seen
