@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from alerting.cli import ConfigOption, _load, app, fail, out
+from alerting.cli import ConfigOption, _load, _report_problems, app, fail, out
 from alerting.config import Config
 from alerting.models import utcnow
 
@@ -33,6 +33,10 @@ def _store(cfg: Config, config: Path):
 
 
 def _monitor(cfg: Config, config: Path, name: str) -> str:
+    """The monitor's name, or exit 2 with its config problem (or the names that exist)."""
+    bad = next((p for p in cfg.problems if p.monitor == name), None)
+    if bad is not None:
+        fail(str(bad))
     try:
         return cfg.monitor(name).name
     except KeyError as exc:
@@ -53,15 +57,17 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Per monitor: status, since, uptime 24h/7d/30d, p50/p95 latency (24h), last error, silence or
-    maintenance. Reads the state store; runs no checks. Exit 0, or 2 on bad input."""
+    maintenance. Reads the state store; runs no checks. Exit 0; 2 on bad input (a bad monitor in
+    the config is reported after the table of the good ones)."""
     from alerting.lifecycle import status_rows
 
     cfg = _load(config)
     with _store(cfg, config) as store:
         rows = status_rows(store, cfg, utcnow())
     if as_json:
-        print(json.dumps({"monitors": rows}))
-        raise typer.Exit(0)
+        print(json.dumps({"monitors": rows, "problems": [str(p) for p in cfg.problems]}))
+        _report_problems(cfg)
+        raise typer.Exit(2 if cfg.problems else 0)
     table = Table(title=f"{len(rows)} monitor(s) in {config}; uptime and latency from the state store",
                   title_justify="left")
     for col in ("monitor", "status", "since (UTC)", "24h", "7d", "30d", "p50", "p95"):
@@ -83,7 +89,8 @@ def status(
             _ms(r["p50_ms"]), _ms(r["p95_ms"]), r["last_error"] or "", "; ".join(note),
         )
     out.print(table)
-    raise typer.Exit(0)
+    _report_problems(cfg)
+    raise typer.Exit(2 if cfg.problems else 0)
 
 
 @app.command()

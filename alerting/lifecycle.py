@@ -135,8 +135,16 @@ def _deliver_rows(store: Store, config: Config, rows: list[OutboxRow], now: date
         by_channel.setdefault(row.channel, []).append(row)
 
     def run(channel_rows: list[OutboxRow]) -> list[DeliveryResult]:
-        out = []
+        out: list[DeliveryResult] = []
         for row in channel_rows:
+            failed = next((r for r in out if not r.ok), None)
+            if failed is not None:
+                # the channel just failed all its retries: do not spend them again on every pending
+                # row; the rest wait for the next run (counted as an attempt, for the fallback)
+                error = f"{failed.error} (not tried again in this run)"
+                store.mark(row.id, now, False, error)
+                out.append(DeliveryResult(row.channel, failed.target, row.title, False, error, attempts=0))
+                continue
             channel = config.channels.get(row.channel)
             if channel is None:
                 error = f"channel {row.channel!r} is not in the config any more"

@@ -156,6 +156,17 @@ def test_silence_commands_and_bad_input(world):
         assert proc.returncode == 2 and expected in proc.stderr, (args, proc.stderr)
         no_secret(proc)
 
+    text = (world.dir / "monitors.yaml").read_text()
+    (world.dir / "monitors.yaml").write_text(
+        text + "  - {name: broken, url: 'http://127.0.0.1:9/', renotify_every: sometimes}\n"
+    )
+    status = world.run("status")
+    assert status.returncode == 2 and "api" in status.stdout
+    assert "monitor 'broken': field 'renotify_every'" in status.stderr
+    history = world.run("history", "broken")
+    assert history.returncode == 2 and "monitor 'broken': field 'renotify_every'" in history.stderr
+    no_secret(status)
+
     world.write(failure_threshold=0)
     bad = world.run("validate")
     assert bad.returncode == 2 and "field 'defaults.failure_threshold'" in bad.stderr

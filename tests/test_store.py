@@ -261,3 +261,18 @@ def test_a_hook_that_cannot_reach_the_store_logs_and_does_not_raise(tmp_path, ta
     finally:
         logger.removeHandler(handler)
     assert any("cannot create the folder" in m and "stay in the outbox" in m for m in seen), seen
+
+
+def test_a_dead_channel_costs_one_retry_series_per_run_not_one_per_pending_alert(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers, monitors=3, failure_threshold=1)
+    store = Store(cfg.resolved_state_url())
+    ops = receivers[0]
+    ops.fail_with = 500
+    _, sent = cycle(store, cfg, T0)
+    assert [d.ok for d in sent] == [False, False, False]
+    assert ops.refused == 3  # one series of three attempts, then the other two wait for the next run
+    assert all(r.attempts == 1 for r in store.outbox_rows(pending_only=True))
+    ops.fail_with = None
+    cycle(store, cfg, T0 + timedelta(minutes=1))
+    assert sorted(ops.titles()) == ["DOWN: svc0", "DOWN: svc1", "DOWN: svc2"]
+    store.close()
