@@ -85,7 +85,7 @@ class Config:
     storm_threshold: int = 5  # this many DOWN in one run: one message per channel
     fallback_channel: str | None = None
     fallback_after: int = 3  # failed delivery attempts before the fallback channel gets a copy
-    history_retention: float = 35 * 86400.0  # seconds of raw check history kept
+    history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)
 
     def resolved_state_url(self) -> str:
         """The store URL: ``state_url`` as given, else ``sqlite:///<config dir>/.alerting/state.db``."""

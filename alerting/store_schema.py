@@ -75,6 +75,14 @@ check_history = Table(
     Column("error", String(24)),  # ErrorKind value
     Index("ix_history_monitor_ts", "monitor_id", "ts"),
 )
+check_rollup = Table(  # one row per monitor and hour: uptime over days and months stays cheap
+    "check_rollup",
+    metadata,
+    Column("monitor_id", Integer, primary_key=True),
+    Column("hour", Integer, primary_key=True),  # epoch seconds // 3600
+    Column("checks", Integer, nullable=False),
+    Column("ups", Integer, nullable=False),
+)
 outbox = Table(
     "outbox",
     metadata,

@@ -276,3 +276,20 @@ def test_a_dead_channel_costs_one_retry_series_per_run_not_one_per_pending_alert
     cycle(store, cfg, T0 + timedelta(minutes=1))
     assert sorted(ops.titles()) == ["DOWN: svc0", "DOWN: svc1", "DOWN: svc2"]
     store.close()
+
+
+def test_uptime_windows_come_from_the_hourly_rollup(tmp_path):
+    from alerting.models import CheckResult
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+
+    def checks(at, ok, n):
+        return [CheckResult(monitor="api", url="http://x/", ok=ok, latency_ms=50.0, checked_at=at) for _ in range(n)]
+
+    with store.begin() as tx:
+        tx.add_history(checks(T0 - timedelta(days=20), False, 10))  # only in 30d
+        tx.add_history(checks(T0 - timedelta(days=3), False, 10))  # in 7d and 30d
+        tx.add_history(checks(T0 - timedelta(hours=2), True, 20))  # in all
+    up = store.uptime(T0, {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)})["api"]
+    assert up == pytest.approx({"24h": 100.0, "7d": 200 / 3, "30d": 50.0})
+    store.close()
