@@ -162,7 +162,14 @@ def render_storm(events: list, *, run_url: str | None = None) -> AlertMessage:
     names = [e.monitor for e in events]
     at = min(e.at for e in events)
     verb = "DOWN" if kind == "DOWN" else "back UP" if kind == "RESOLVED" else kind
-    lines = [f"{e.monitor}: {e.last_error or verb}" for e in events]
+    from alerting.durations import format_duration
+
+    def line(e) -> str:
+        if kind == "RESOLVED" and e.downtime is not None:
+            return f"{e.monitor}: was down {format_duration(e.downtime.total_seconds())} ({e.last_error or 'down'})"
+        return f"{e.monitor}: {e.last_error or verb}"
+
+    lines = [line(e) for e in events]
     lead = f"{len(events)} services {verb}"
     rows = [("Alert time", _utc(at))] + ([("Flow run", run_url)] if run_url else [])
     markdown = f"**{lead}:**\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n" + "\n".join(
