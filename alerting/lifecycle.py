@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -182,24 +181,16 @@ def _late_note(row: OutboxRow, now: datetime, markdown: bool) -> str:
 UPTIME_WINDOWS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
-def _percentile(values: list[int], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return float(values[0])
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
 def status_rows(store: Store, config: Config, now: datetime) -> list[dict]:
     """One row per configured monitor: status, since, uptime, latency, last error, hold."""
     states = store.states()
     uptime = store.uptime(now, UPTIME_WINDOWS)
-    latencies = store.latencies(now, UPTIME_WINDOWS["24h"])
+    latencies = store.latency_percentiles(now, UPTIME_WINDOWS["24h"])
     rows = []
     for spec in config.monitors:
         state = states.get(spec.name) or MonitorState(spec.name)
         window = active_window(list(spec.maintenance) + list(config.maintenance), now)
-        lat = latencies.get(spec.name, [])
+        p50, p95 = latencies.get(spec.name, [None, None])
         up = uptime.get(spec.name, {})
         rows.append({
             "monitor": spec.name,
@@ -208,8 +199,8 @@ def status_rows(store: Store, config: Config, now: datetime) -> list[dict]:
             "uptime_24h": _round(up.get("24h")),
             "uptime_7d": _round(up.get("7d")),
             "uptime_30d": _round(up.get("30d")),
-            "p50_ms": _round(_percentile(lat, 50), 0),
-            "p95_ms": _round(_percentile(lat, 95), 0),
+            "p50_ms": _round(p50, 0),
+            "p95_ms": _round(p95, 0),
             "last_error": state.last_error,
             "silenced_until": state.silenced_until.isoformat(timespec="seconds") if state.silenced(now) else None,
             "silence_reason": state.silence_reason if state.silenced(now) else None,

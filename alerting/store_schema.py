@@ -82,6 +82,7 @@ check_rollup = Table(  # one row per monitor and hour: uptime over days and mont
     Column("hour", Integer, primary_key=True),  # epoch seconds // 3600
     Column("checks", Integer, nullable=False),
     Column("ups", Integer, nullable=False),
+    Column("latency_hist", Text),  # alerting.latency buckets: "index:count,..."
 )
 outbox = Table(
     "outbox",

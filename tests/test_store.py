@@ -293,3 +293,21 @@ def test_uptime_windows_come_from_the_hourly_rollup(tmp_path):
     up = store.uptime(T0, {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)})["api"]
     assert up == pytest.approx({"24h": 100.0, "7d": 200 / 3, "30d": 50.0})
     store.close()
+
+
+def test_latency_percentiles_from_hourly_histograms_are_close_to_exact(tmp_path):
+    import statistics
+
+    from alerting.models import CheckResult
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    values = [40 + (i * 37) % 300 for i in range(2000)]  # 40..339 ms, spread over 10 hours
+    with store.begin() as tx:
+        tx.add_history([
+            CheckResult(monitor="api", url="http://x/", ok=True, latency_ms=v, checked_at=T0 - timedelta(minutes=i // 4))
+            for i, v in enumerate(values)
+        ])
+    p50, p95 = store.latency_percentiles(T0, timedelta(days=1))["api"]
+    exact = statistics.quantiles(values, n=100)
+    assert abs(p50 - exact[49]) / exact[49] < 0.12 and abs(p95 - exact[94]) / exact[94] < 0.12
+    store.close()
