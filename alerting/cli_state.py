@@ -78,7 +78,8 @@ def status(
     for r in rows:
         note = []
         if r["silenced_until"]:
-            note.append(f"silenced until {r['silenced_until']}" + (f" ({r['silence_reason']})" if r["silence_reason"] else ""))
+            until = r["silenced_until"][:16].replace("T", " ")
+            note.append(f"silenced until {until} UTC" + (f" ({r['silence_reason']})" if r["silence_reason"] else ""))
         if r["maintenance"]:
             note.append(f"maintenance: {r['maintenance']}")
         if r["flapping"]:
