@@ -1,4 +1,5 @@
-"""The ``alerting`` command: check, run, serve, validate, notify, drill."""
+"""The ``alerting`` command: check, run, serve, validate, notify, drill (+ status, history, silence,
+unsilence from ``alerting.cli_state``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ def _load(path: Path) -> Config:
         for problem in exc.problems:
             err.print(f"[bold red]error:[/] {problem}", markup=True)
         raise typer.Exit(2) from None
+
+
+def _check_store(cfg: Config, config: Path) -> None:
+    """A bad ``state_url`` is bad input: exit 2 before any check runs."""
+    from alerting.lifecycle import open_store
+    from alerting.store import StoreError
+
+    try:
+        open_store(cfg).close()
+    except StoreError as exc:
+        fail(f"{config}: field 'state_url': {exc}")
 
 
 def _report_problems(config: Config) -> None:
@@ -128,6 +140,11 @@ def _outcome_json(state, outcome) -> str:
             "flow_run_id": str(state.state_details.flow_run_id),
             "results": [json.loads(r.model_dump_json()) for r in outcome.results] if outcome else [],
             "alerts": [d.__dict__ for d in outcome.deliveries] if outcome else [],
+            "lifecycle": (
+                [{"monitor": m, "status": st.status.value, "notified_down": st.notified_down}
+                 for m, st in outcome.states.items()] if outcome else []
+            ),
+            "events": [{"kind": e.kind.value, "monitor": e.monitor} for e in outcome.events] if outcome else [],
             "problems": outcome.problems if outcome else [],
         }
     )
@@ -140,6 +157,7 @@ def run(
 ) -> None:
     """Run the monitor flow once (a real Prefect flow run). Exit 0 all up, 1 any down, 2 bad config."""
     cfg = _load(config)
+    _check_store(cfg, config)
     if as_json:
         _quiet_prefect_for_json()
     from flows.monitor import run_once
@@ -280,6 +298,9 @@ def serve(
     finally:
         server.stop()
         out.print("stopped")
+
+
+from alerting import cli_state  # noqa: E402,F401 - registers status, history, silence, unsilence
 
 
 def main() -> None:

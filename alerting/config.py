@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from alerting.models import MonitorSpec
+from alerting.durations import parse_duration
+from alerting.models import MaintenanceWindow, MonitorSpec
 
 DEFAULT_CONFIG = "monitors.yaml"
 BLOCK_PREFIX = "block:"
@@ -78,6 +79,20 @@ class Config:
     problems: list[ConfigProblem] = field(default_factory=list)
     concurrency: int = 32
     defaults: dict[str, Any] = field(default_factory=dict)
+    # alert lifecycle (docs/lifecycle.md)
+    state_url: str | None = None  # SQLAlchemy URL; default sqlite under <config dir>/.alerting/
+    maintenance: list[MaintenanceWindow] = field(default_factory=list)  # global windows
+    storm_threshold: int = 5  # this many DOWN in one run: one message per channel
+    fallback_channel: str | None = None
+    fallback_after: int = 3  # failed delivery attempts before the fallback channel gets a copy
+    history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)
+
+    def resolved_state_url(self) -> str:
+        """The store URL: ``state_url`` as given, else ``sqlite:///<config dir>/.alerting/state.db``."""
+        if self.state_url:
+            return self.state_url
+        base = Path(self.path).resolve().parent / ".alerting" / "state.db"
+        return f"sqlite:///{base}"
 
     def monitor(self, name: str) -> MonitorSpec:
         for spec in self.monitors:
@@ -94,6 +109,20 @@ class _FileShape(BaseModel):
     channels: dict[str, Any] = Field(default_factory=dict)
     monitors: list[Any] = Field(default_factory=list)
     concurrency: int = Field(default=32, ge=1, le=1000)
+    state_url: str | None = Field(default=None, min_length=1)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    storm_threshold: int = Field(default=5, ge=0, le=100000, description="0 turns grouping off")
+    fallback_channel: str | None = None
+    fallback_after: int = Field(default=3, ge=1, le=1000)
+    history_retention: Any = Field(default=35 * 86400.0, validate_default=True)
+
+    @field_validator("history_retention")
+    @classmethod
+    def _retention(cls, value: Any) -> float:
+        seconds = parse_duration(value)
+        if seconds < 86400:
+            raise ValueError("keep at least 1d of history (uptime needs it)")
+        return seconds
 
 
 class _Unset(Exception):
@@ -167,7 +196,21 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
     except ValidationError as exc:
         raise ConfigError(_pydantic_problems(exc, file)) from None
 
-    config = Config(path=file, concurrency=shape.concurrency)
+    try:
+        state_url = _expand(shape.state_url, "state_url", environ)  # ${DB_PASSWORD} stays out of the file
+    except _Unset as unset:
+        raise ConfigError(
+            [ConfigProblem(file, f"environment variable {unset.var} is not set", field=unset.path)]
+        ) from None
+    config = Config(
+        path=file,
+        concurrency=shape.concurrency,
+        state_url=state_url,
+        maintenance=list(shape.maintenance),
+        storm_threshold=shape.storm_threshold,
+        fallback_after=shape.fallback_after,
+        history_retention=shape.history_retention,
+    )
 
     # defaults: a problem here touches every monitor, so it is fatal
     try:
@@ -217,6 +260,14 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
             continue
         config.channels[name] = ChannelSpec(name=name, target=SecretStr(value))
     declared_channels = {str(n) for n in shape.channels}
+    if shape.fallback_channel is not None:
+        if shape.fallback_channel not in declared_channels:
+            known = ", ".join(sorted(declared_channels)) or "none defined"
+            raise ConfigError(
+                [ConfigProblem(file, f"undefined channel {shape.fallback_channel!r} (defined: {known})",
+                               field="fallback_channel")]
+            )
+        config.fallback_channel = shape.fallback_channel
 
     # monitors: each validated alone
     seen: set[str] = set()

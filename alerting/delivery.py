@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from alerting.config import ChannelSpec
@@ -20,6 +23,8 @@ from alerting.redact import redact_channel_url, scrub
 from alerting.render import AlertMessage
 
 PACING_ENV = "ALERTING_APPRISE_PACING"  # "off" disables Apprise's per-service pacing (tests)
+RETRY_WAIT_ENV = "ALERTING_DELIVERY_RETRY_WAIT"  # first wait between delivery attempts, seconds (tests: 0)
+RETRY_AFTER_CAP = 60.0  # never wait longer than this for one Retry-After inside a run
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,52 @@ class DeliveryResult:
     title: str
     ok: bool
     error: str | None = None
+    retry_after: float | None = None  # seconds the service asked us to wait (HTTP 429 Retry-After)
+    attempts: int = 1
+
+
+_SPY = threading.local()
+_SPY_LOCK = threading.Lock()
+_SPY_INSTALLED = False
+
+
+def _install_response_spy() -> None:
+    """Let a delivering thread see the HTTP status and Retry-After of the requests Apprise makes.
+
+    Apprise reports only True/False; the spy wraps ``requests.Session.send`` once and records
+    responses only for a thread that asked (``_SPY.seen`` set), so nothing else changes.
+    """
+    global _SPY_INSTALLED
+    with _SPY_LOCK:
+        if _SPY_INSTALLED:
+            return
+        import requests
+
+        original = requests.Session.send
+
+        def send(self, request, **kwargs):
+            response = original(self, request, **kwargs)
+            seen = getattr(_SPY, "seen", None)
+            if seen is not None:
+                seen.append((response.status_code, response.headers.get("Retry-After")))
+            return response
+
+        requests.Session.send = send
+        _SPY_INSTALLED = True
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def channel_secrets(channel: ChannelSpec) -> list[str]:
@@ -71,9 +122,11 @@ def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage]) -> list[De
     markdown = plugin.notify_format in (apprise.NotifyFormat.MARKDOWN, apprise.NotifyFormat.HTML)
     results = []
     apprise_log = logging.getLogger("apprise")
+    _install_response_spy()
     for message in messages:
         capture = _ThreadLogCapture()
         apprise_log.addHandler(capture)
+        _SPY.seen = []
         try:
             ok = plugin.notify(
                 body=message.markdown if markdown else message.text,
@@ -85,11 +138,13 @@ def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage]) -> list[De
             ok, capture.lines = False, capture.lines + [f"{type(exc).__name__}: {exc}"]
         finally:
             apprise_log.removeHandler(capture)
-        error = None
+            seen, _SPY.seen = _SPY.seen, None
+        error = retry_after = None
         if not ok:
             reason = "; ".join(dict.fromkeys(capture.lines)) or "the service did not accept the message"
             error = scrub(reason, secrets)[:500]
-        results.append(DeliveryResult(channel.name, target, message.title, bool(ok), error))
+            retry_after = next((parse_retry_after(h) for code, h in reversed(seen) if code == 429 and h), None)
+        results.append(DeliveryResult(channel.name, target, message.title, bool(ok), error, retry_after))
     return results
 
 
@@ -157,3 +212,46 @@ def deliver(plan: dict[str, tuple[ChannelSpec, list[AlertMessage]]], max_workers
         for batch in pool.map(lambda item: send(*item), plan.values()):
             results.extend(batch)
     return results
+
+
+def send_with_retry(
+    channel: ChannelSpec,
+    message: AlertMessage,
+    *,
+    attempts: int = 3,
+    first_wait: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryResult:
+    """Send one message with tenacity retries: exponential backoff with jitter, or the service's
+    Retry-After (capped) after an HTTP 429. Never raises; the result says how many attempts it took."""
+    from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
+
+    if first_wait is None:
+        try:
+            first_wait = float(os.environ.get(RETRY_WAIT_ENV, "1"))
+        except ValueError:
+            first_wait = 1.0
+    backoff = wait_exponential_jitter(initial=first_wait, max=max(first_wait, 10.0), jitter=first_wait)
+
+    def wait(retry_state) -> float:
+        result = retry_state.outcome.result()
+        if result.retry_after is not None:
+            return min(result.retry_after, RETRY_AFTER_CAP)
+        return backoff(retry_state)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait,
+        retry=retry_if_result(lambda r: not r.ok),
+        sleep=sleep,
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    count = 0
+
+    def once() -> DeliveryResult:
+        nonlocal count
+        count += 1
+        return send(channel, [message])[0]
+
+    result = retrying(once)
+    return replace(result, attempts=count)

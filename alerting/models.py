@@ -31,6 +31,106 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _never_or_duration(value: object) -> object:
+    """``renotify_every``: a duration, or ``never`` / ``0`` / empty for no reminders (None)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("never", "off", "")):
+        return None
+    seconds = parse_duration(value)
+    return seconds or None
+
+
+def _aware(value: datetime, tz: str | None) -> datetime:
+    if value.tzinfo is not None:
+        return value.astimezone(timezone.utc)
+    from zoneinfo import ZoneInfo
+
+    return value.replace(tzinfo=ZoneInfo(tz) if tz else timezone.utc).astimezone(timezone.utc)
+
+
+class MaintenanceWindow(BaseModel):
+    """A time when alerts are held (checks still run, history is kept).
+
+    One-off: ``{start: 2026-01-10T02:00:00Z, end: 2026-01-10T04:00:00Z}``; recurring:
+    ``{cron: "0 2 * * SUN", duration: 2h}`` (cron in ``timezone``, default UTC). Naive datetimes are
+    read in ``timezone`` too.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    cron: str | None = None
+    duration: Duration | None = None
+    timezone: str | None = Field(default=None, description="IANA zone for cron and naive datetimes")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Madrid)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MaintenanceWindow:
+        one_off = self.start is not None or self.end is not None
+        recurring = self.cron is not None or self.duration is not None
+        if one_off and recurring:
+            raise ValueError("a window is either start/end or cron/duration, not both")
+        if one_off:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off window needs both start and end")
+            start, end = _aware(self.start, self.timezone), _aware(self.end, self.timezone)
+            if end <= start:
+                raise ValueError("end must be after start")
+            object.__setattr__(self, "start", start)
+            object.__setattr__(self, "end", end)
+        elif recurring:
+            if self.cron is None or not self.duration:
+                raise ValueError("a recurring window needs both cron and a non-zero duration")
+            from cronsim import CronSim, CronSimError
+
+            try:
+                CronSim(self.cron, datetime(2000, 1, 1, tzinfo=timezone.utc))
+            except CronSimError as exc:
+                raise ValueError(f"invalid cron expression {self.cron!r}: {exc}") from None
+        else:
+            raise ValueError("give start and end, or cron and duration")
+        return self
+
+    def active_until(self, now: datetime) -> datetime | None:
+        """The end of the window when ``now`` is inside it, else None."""
+        if self.start is not None and self.end is not None:
+            return self.end if self.start <= now < self.end else None
+        from datetime import timedelta
+        from zoneinfo import ZoneInfo
+
+        from cronsim import CronSim
+
+        zone = ZoneInfo(self.timezone) if self.timezone else timezone.utc
+        local = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
+        try:
+            began = next(CronSim(self.cron, local, reverse=True))
+        except StopIteration:  # pragma: no cover - cron that never fires
+            return None
+        if began.tzinfo is None:
+            began = began.replace(tzinfo=zone)
+        end = began.astimezone(timezone.utc) + timedelta(seconds=self.duration or 0)
+        return end if began.astimezone(timezone.utc) <= now < end else None
+
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.cron:
+            return f"{self.cron} for {self.duration:g}s"
+        return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
+
+
 class ErrorKind(str, Enum):
     """Why a check failed; stable strings for JSON output and alert texts."""
 
@@ -85,6 +185,20 @@ class MonitorSpec(BaseModel):
     verify_tls: bool = True
     channels: list[str] = Field(default_factory=list, description="channel names to alert")
     tags: list[str] = Field(default_factory=list)
+    # alert lifecycle (see docs/lifecycle.md)
+    failure_threshold: int = Field(
+        default=1, ge=1, le=1000,
+        description="consecutive failing runs before DOWN (each run already retries; the starter config uses 2)",
+    )
+    success_threshold: int = Field(default=1, ge=1, le=1000, description="consecutive passing runs before RESOLVED")
+    renotify_every: Annotated[float | None, BeforeValidator(_never_or_duration)] = Field(
+        default=None, description="REMINDER interval while still down; never (default) for none"
+    )
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list, description="windows when alerts are held")
+    flap_threshold: int = Field(
+        default=5, ge=0, le=1000, description="state changes within flap_window that mean FLAPPING; 0 turns it off"
+    )
+    flap_window: Duration = Field(default=3600.0, description="window for counting state changes")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -123,6 +237,8 @@ class MonitorSpec(BaseModel):
     def _backoff_order(self) -> MonitorSpec:
         if self.retry_backoff > self.retry_backoff_max:
             raise ValueError("retry_backoff must not exceed retry_backoff_max")
+        if self.flap_threshold and self.flap_window <= 0:
+            raise ValueError("flap_window must be positive when flap_threshold is set")
         return self
 
     def status_ok(self, status: int) -> bool:

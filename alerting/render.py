@@ -21,6 +21,11 @@ class AlertMessage:
     severity: str = "info"  # Apprise notify type: info, success, warning, failure
 
 
+def severity_of(kind: str) -> str:
+    """Apprise notify type for an alert kind: DOWN and REMINDER are failures, RESOLVED a success."""
+    return {"DOWN": "failure", "REMINDER": "failure", "RESOLVED": "success", "TEST": "info"}.get(kind, "warning")
+
+
 def _when(result: CheckResult) -> str:
     return result.checked_at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -72,15 +77,24 @@ def render_test(title: str, body: str) -> AlertMessage:
     return AlertMessage("TEST", None, title, body, body)
 
 
-def cycle_message(results: list[CheckResult], invalid: list[str] | None = None, config_path: str = "") -> tuple[bool, str]:
+def cycle_message(
+    results: list[CheckResult],
+    invalid: list[str] | None = None,
+    config_path: str = "",
+    notes: dict[str, str] | None = None,
+) -> tuple[bool, str]:
     """The flow's final state message; ``(True, ...)`` when every service is up and the config is clean.
 
-    ``2 of 5 services down: api (HTTP 503), db (timeout after 3 attempts)``
+    ``2 of 5 services down: api (HTTP 503), db (timeout after 3 attempts)``; ``notes`` adds the
+    lifecycle view per service: ``api (HTTP 503; DOWN since 10:02:00 UTC)``.
     """
+    notes = notes or {}
     down = [r for r in results if not r.ok]
     total = len(results)
     if down:
-        listed = ", ".join(f"{r.monitor} ({r.summary()})" for r in down)
+        listed = ", ".join(
+            f"{r.monitor} ({r.summary()}{'; ' + notes[r.monitor] if r.monitor in notes else ''})" for r in down
+        )
         message = f"{len(down)} of {total} service{'s' if total != 1 else ''} down: {listed}"
     else:
         message = f"all {total} service{'s' if total != 1 else ''} up" if total else "no monitors to check"
@@ -88,3 +102,87 @@ def cycle_message(results: list[CheckResult], invalid: list[str] | None = None, 
         where = f" in {config_path}" if config_path else ""
         message += f"; {len(invalid)} config problem{'s' if len(invalid) != 1 else ''}{where}: " + "; ".join(invalid)
     return (not down and not invalid), message
+
+
+# --- lifecycle alerts (policy events) -------------------------------------------------------------
+
+def _utc(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "n/a"
+
+
+def _doc(lead: str, rows: list[tuple[str, str]]) -> tuple[str, str]:
+    markdown = f"**{lead}**\n\n" + "\n".join(f"- **{k}:** {v}" for k, v in rows)
+    text = lead + "\n\n" + "\n".join(f"{k}: {v}" for k, v in rows)
+    return markdown, text
+
+
+def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> AlertMessage:
+    """One DOWN / REMINDER / RESOLVED / FLAPPING alert from a policy ``AlertEvent``.
+
+    Every text carries the alert's original time, so a message delivered late (after a channel
+    outage or a crash) still says when it happened.
+    """
+    from alerting.durations import format_duration
+
+    kind = event.kind.value
+    result = event.result
+    downtime = event.downtime
+    lasted = format_duration(downtime.total_seconds()) if downtime is not None else "n/a"
+    rows: list[tuple[str, str]] = []
+    if kind == "DOWN":
+        reason = event.last_error or (result.summary() if result else "down")
+        lead = f"{spec.name} is DOWN: {reason}"
+        rows = [
+            ("Down since", _utc(event.down_since)),
+            ("First error", event.first_error or "n/a"),
+            ("Expected", _expected(spec)),
+        ]
+        if result is not None:
+            rows.append(
+                ("Attempts", f"{result.attempts} (last took {_ms(result.latency_ms)}; {_ms(result.elapsed_ms)} in all)")
+            )
+            rows.append(("Checked", _when(result)))
+    elif kind == "REMINDER":
+        lead = f"{spec.name} is still DOWN after {lasted}: {event.last_error or 'down'}"
+        rows = [("Down since", _utc(event.down_since)), ("First error", event.first_error or "n/a"),
+                ("Last error", event.last_error or "n/a")]
+    elif kind == "RESOLVED":
+        lead = f"{spec.name} is back UP after {lasted} down"
+        rows = [("Down", f"{_utc(event.down_since)} to {_utc(event.up_since)} ({lasted})"),
+                ("First error", event.first_error or "n/a"), ("Last error", event.last_error or "n/a")]
+    else:  # FLAPPING
+        lead = f"{spec.name} is FLAPPING: {event.detail}"
+        rows = [("Last error", event.last_error or "n/a")]
+    if event.detail and kind != "FLAPPING":
+        rows.append(("Note", event.detail))
+    from alerting.redact import redact_target_url
+
+    rows += [("Alert time", _utc(event.at)), ("URL", result.url if result else redact_target_url(spec.url))]
+    if run_url:
+        rows.append(("Flow run", run_url))
+    markdown, text = _doc(lead + ".", rows)
+    title = f"{kind}: {spec.name}" + (f" (down {lasted})" if kind == "RESOLVED" else "")
+    return AlertMessage(kind, spec.name, title, markdown, text, severity=severity_of(kind))
+
+
+def render_storm(events: list, *, run_url: str | None = None) -> AlertMessage:
+    """One message for many monitors of the same kind in one run (an alert storm)."""
+    kind = events[0].kind.value
+    names = [e.monitor for e in events]
+    at = min(e.at for e in events)
+    verb = "DOWN" if kind == "DOWN" else "back UP" if kind == "RESOLVED" else kind
+    from alerting.durations import format_duration
+
+    def line(e) -> str:
+        if kind == "RESOLVED" and e.downtime is not None:
+            return f"{e.monitor}: was down {format_duration(e.downtime.total_seconds())} ({e.last_error or 'down'})"
+        return f"{e.monitor}: {e.last_error or verb}"
+
+    lines = [line(e) for e in events]
+    lead = f"{len(events)} services {verb}"
+    rows = [("Alert time", _utc(at))] + ([("Flow run", run_url)] if run_url else [])
+    markdown = f"**{lead}:**\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n" + "\n".join(
+        f"- **{k}:** {v}" for k, v in rows)
+    text = f"{lead}:\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"{k}: {v}" for k, v in rows)
+    shown = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")
+    return AlertMessage(kind, None, f"{kind}: {len(events)} services ({shown})", markdown, text, severity=severity_of(kind))

@@ -3,8 +3,15 @@
 Checks run in batched tasks (one task run per up to ``BATCH_SIZE`` monitors, checks concurrent
 inside it), because each task run costs the Prefect server ~17 ms and ~20 KB. A batch task keeps the
 tutorial's contract: it returns ``Failed(message=...)`` naming the services down. The flow is async,
-so it does not wait ~1 s for the heartbeat thread at its end. The flow-level ``on_failure`` hook
-sends one DOWN alert per down service to that service's channels.
+so it does not wait ~1 s for the heartbeat thread at its end.
+
+The alert lifecycle (alerting/lifecycle.py): after the checks, the policy runs over the stored state
+and the new states, the check history and the alerts to send are committed in one transaction
+(the outbox). The hooks then deliver the outbox: ``on_failure`` (the run is Failed while any check
+fails: DOWN and REMINDER alerts, and any RESOLVED of another service) and ``on_completion`` (all
+checks pass: RESOLVED alerts). Both also deliver whatever an earlier run left undelivered. A hook
+error is logged; the outbox keeps the alert for the next run. A fire drill bypasses the lifecycle
+and sends ``[DRILL] DOWN`` directly.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from prefect.states import Completed, Failed
 from alerting.check import build_session, check
 from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
-from alerting.models import CheckResult, MonitorSpec
+from alerting.models import CheckResult, MonitorSpec, utcnow
 from alerting.render import cycle_message, render_down
 # A module reference, not its dict: a served run cloudpickles this module's functions by value,
 # which would give the flow and its hook two separate copies of a dict imported by name.
@@ -48,6 +55,9 @@ class CycleOutcome:
     run_url: str | None = None
     deliveries: list[DeliveryResult] = field(default_factory=list)
     message: str = ""
+    states: dict = field(default_factory=dict)  # monitor -> policy MonitorState after this run
+    events: list = field(default_factory=list)  # policy AlertEvents decided in this run
+    store_error: str | None = None  # the state store could not be used: alerts sent the spine's way
 
 
 
@@ -117,26 +127,72 @@ def plan_down_alerts(outcome: CycleOutcome) -> dict:
     return plan
 
 
-def send_down_alerts(flow, flow_run, state) -> None:
-    """Flow-level on_failure hook: one DOWN alert per down service, channels in parallel."""
-    logger = flow_run_logger(flow_run, flow)
-    outcome = registry.OUTCOMES.get(str(flow_run.id))
-    if outcome is None:
-        logger.error("No check results in this process for flow run %s; no alerts sent", flow_run.id)
-        return
-    plan = plan_down_alerts(outcome)
-    silent = [r.monitor for r in outcome.results if not r.ok and not outcome.specs[r.monitor].channels]
-    for name in silent:
-        logger.warning("%s is down but has no channels configured: nobody is alerted", name)
-    outcome.deliveries = deliver(plan)
-    for d in outcome.deliveries:
+def _log_deliveries(logger, deliveries: list[DeliveryResult]) -> None:
+    for d in deliveries:
         if d.ok:
             logger.info("Sent %r to channel %s (%s)", d.title, d.channel, d.target)
         else:
-            logger.error("Could not send %r to channel %s (%s): %s", d.title, d.channel, d.target, d.error)
+            logger.error("Could not send %r to channel %s (%s): %s; it stays in the outbox",
+                         d.title, d.channel, d.target, d.error)
 
 
-@flow(name=FLOW_NAME, on_failure=[send_down_alerts], log_prints=False, validate_parameters=True)
+def _deliver_outbox(flow, flow_run, final_state: str) -> None:
+    """Deliver the outbox for this run (and anything earlier runs left). Never raises."""
+    logger = flow_run_logger(flow_run, flow)
+    outcome = registry.OUTCOMES.get(str(flow_run.id))
+    if outcome is None:
+        logger.error("No check results in this process for flow run %s; the outbox is delivered next run", flow_run.id)
+        return
+    deliver_outcome(outcome, final_state, logger)
+
+
+def deliver_outcome(outcome: CycleOutcome, final_state: str, logger) -> None:
+    """The hooks' work, given the run's outcome and a logger. Never raises."""
+    if outcome.config is None:
+        return
+    if outcome.drill or outcome.store_error:
+        if final_state == "failed":  # the spine's path: one DOWN per failing check, no state
+            silent = [r.monitor for r in outcome.results if not r.ok and not outcome.specs[r.monitor].channels]
+            for name in silent:
+                logger.warning("%s is down but has no channels configured: nobody is alerted", name)
+            outcome.deliveries = deliver(plan_down_alerts(outcome))
+            _log_deliveries(logger, outcome.deliveries)
+        return
+    from alerting.lifecycle import deliver_pending, open_store
+
+    for ev in outcome.events:
+        if not outcome.specs[ev.monitor].channels:
+            logger.warning("%s: %s but no channels are configured: nobody is alerted", ev.monitor, ev.kind.value)
+    store = None
+    try:
+        store = open_store(outcome.config)
+        outcome.deliveries = deliver_pending(store, outcome.config, utcnow())
+    except Exception as exc:  # noqa: BLE001 - the outbox keeps every undelivered alert
+        logger.error("Alert delivery failed (%s: %s); undelivered alerts stay in the outbox for the next run",
+                     type(exc).__name__, exc)
+    finally:
+        if store is not None:
+            store.close()
+    _log_deliveries(logger, outcome.deliveries)
+
+
+def send_down_alerts(flow, flow_run, state) -> None:
+    """Flow-level on_failure hook: deliver DOWN and REMINDER alerts (and any other pending ones)."""
+    _deliver_outbox(flow, flow_run, "failed")
+
+
+def send_resolved_alerts(flow, flow_run, state) -> None:
+    """Flow-level on_completion hook: every check passed; deliver RESOLVED (and any pending) alerts."""
+    _deliver_outbox(flow, flow_run, "completed")
+
+
+@flow(
+    name=FLOW_NAME,
+    on_failure=[send_down_alerts],
+    on_completion=[send_resolved_alerts],
+    log_prints=False,
+    validate_parameters=True,
+)
 async def service_monitor(
     config_path: str = "monitors.yaml",
     drill_monitor: str | None = None,
@@ -186,8 +242,11 @@ async def service_monitor(
     for r in outcome.results:
         if not r.ok:
             logger.error("DOWN %s: %s (%s attempts)", r.monitor, r.message, r.attempts)
+    if drill_monitor is None:
+        await asyncio.to_thread(_record, outcome, logger)
     all_good, outcome.message = cycle_message(
-        outcome.results, [p.split(": ", 1)[1] for p in outcome.problems], config_path
+        outcome.results, [p.split(": ", 1)[1] for p in outcome.problems], config_path,
+        notes=_confirmation_notes(outcome),
     )
     await _publish_table(outcome)
     if drill_monitor is not None:
@@ -197,8 +256,58 @@ async def service_monitor(
     return Failed(message=outcome.message)
 
 
-async def _publish_table(outcome: CycleOutcome) -> None:
-    rows = [
+def _record(outcome: CycleOutcome, logger) -> None:
+    """Policy + store: states, history and outbox rows in one transaction (see alerting/lifecycle.py)."""
+    from alerting.lifecycle import open_store, record_cycle
+
+    store = None
+    try:
+        store = open_store(outcome.config)
+        record = record_cycle(store, outcome.config, outcome.specs, outcome.results, utcnow(), outcome.run_url)
+        outcome.states, outcome.events = record.states, record.events
+        for ev in record.events:
+            logger.warning("%s alert for %s queued", ev.kind.value, ev.monitor)
+    except Exception as exc:  # noqa: BLE001 - alert the spine's way rather than not at all
+        outcome.store_error = f"{type(exc).__name__}: {exc}"
+        logger.error("State store unusable (%s); alerting on every failing check without state", outcome.store_error)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _confirmation_notes(outcome: CycleOutcome) -> dict[str, str]:
+    """For each failing check: whether it is a confirmed DOWN or still being confirmed."""
+    notes = {}
+    for r in outcome.results:
+        state = outcome.states.get(r.monitor)
+        if r.ok or state is None:
+            continue
+        spec = outcome.specs[r.monitor]
+        if state.status.value == "DOWN":
+            since = state.since.strftime("%H:%M:%S UTC") if state.since else "?"
+            notes[r.monitor] = f"DOWN since {since}"
+        else:
+            notes[r.monitor] = f"unconfirmed, {state.consecutive_failures} of {spec.failure_threshold} failing runs"
+    return notes
+
+
+def _status_table(outcome: CycleOutcome) -> list[dict]:
+    """The status table (alerting status) when the store is usable, else this run's results."""
+    if outcome.config is not None and outcome.states and not outcome.drill:
+        from alerting.lifecycle import open_store, status_rows
+
+        store = open_store(outcome.config)
+        try:
+            rows = status_rows(store, outcome.config, utcnow())
+        finally:
+            store.close()
+        checked = {r.monitor: r for r in outcome.results}
+        for row in rows:
+            r = checked.get(row["monitor"])
+            row["this_run"] = "" if r is None else ("ok" if r.ok else f"FAIL: {r.summary()}")
+            row.update({k: ("" if v is None else v) for k, v in row.items()})
+        return rows
+    return [
         {
             "service": r.monitor,
             "status": "UP" if r.ok else "DOWN",
@@ -210,6 +319,14 @@ async def _publish_table(outcome: CycleOutcome) -> None:
         }
         for r in outcome.results
     ]
+
+
+async def _publish_table(outcome: CycleOutcome) -> None:
+    try:
+        rows = await asyncio.to_thread(_status_table, outcome)
+    except Exception as exc:  # noqa: BLE001
+        get_run_logger().warning("Could not build the status table: %s", exc)
+        return
     try:
         await acreate_table_artifact(
             table=rows, key="service-status", description=f"**{outcome.message}**"

@@ -69,6 +69,7 @@ def stop_process(proc: subprocess.Popen) -> None:
 def pytest_configure(config):
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["ALERTING_APPRISE_PACING"] = "off"
+    os.environ["ALERTING_DELIVERY_RETRY_WAIT"] = "0"
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
     if os.environ.get("ALERTING_TEST_NO_SERVER"):
         return

@@ -134,7 +134,7 @@ def test_run_down_exits_1_alerts_and_never_prints_a_secret(config, target, recei
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert data["ok"] is False and data["state"] == "FAILED"
-    assert data["message"] == "1 of 2 services down: api (HTTP 503 after 2 attempts)"
+    assert data["message"].startswith("1 of 2 services down: api (HTTP 503 after 2 attempts; DOWN since ")
     assert {r["monitor"]: r["ok"] for r in data["results"]} == {"api": False, "web": True}
     sent = {a["channel"]: a["ok"] for a in data["alerts"]}
     assert sent == {"hook": True, "dead": False}

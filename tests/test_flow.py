@@ -36,7 +36,7 @@ def test_down_service_fails_the_flow_and_the_hook_alerts(target, receiver, write
     target.route("/web")
     state, outcome = run_once(write_config(config_text(target, receiver)))
     assert state.is_failed()
-    assert state.message == "1 of 2 services down: api (HTTP 503 after 2 attempts)"
+    assert state.message.startswith("1 of 2 services down: api (HTTP 503 after 2 attempts; DOWN since ")
     # the on_failure hook ran before the flow call returned: exactly one DOWN, for api
     assert receiver.titles() == ["DOWN: api"]
     body = receiver.messages[0]["message"]

@@ -1,0 +1,391 @@
+"""The durable state store: monitor state, check history and the alert outbox (SQLAlchemy Core).
+
+SQLite by default (a file under ``<config dir>/.alerting/``, WAL mode, busy timeout, full sync so a
+killed process loses no committed row); any SQLAlchemy URL (``postgresql://...``) via ``state_url``
+for several workers. The schema is created on first use and versioned in ``schema_version``.
+
+Check history rows are kept compact (integer monitor id, epoch seconds, small ints; ~40 bytes per
+check with its index on SQLite, measured) and pruned past ``history_retention``; an hourly rollup
+(checks, ups and a latency histogram per monitor and hour, ~1 byte per check at 30 s) keeps uptime
+and p50/p95 for 400 days and makes them cheap to compute at any number of monitors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sqlalchemy import case, create_engine, event, func, select
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from alerting import latency
+from alerting.models import CheckResult
+from alerting.policy import MonitorState, Status
+from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is part of the store's API
+    SCHEMA_VERSION,
+    NewAlert,
+    OutboxRow,
+    check_history,
+    check_rollup,
+    meta,
+    metadata,
+    monitor_state,
+    outbox,
+    schema_version,
+)
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message names the URL (password hidden)."""
+
+
+def safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def _state_from_row(row) -> MonitorState:
+    return MonitorState(
+        monitor=row.monitor,
+        status=Status(row.status),
+        since=row.since,
+        consecutive_failures=row.consecutive_failures,
+        consecutive_successes=row.consecutive_successes,
+        notified_down=bool(row.notified_down),
+        last_alert_at=row.last_alert_at,
+        episode_start=row.episode_start,
+        episode_end=row.episode_end,
+        first_error=row.first_error,
+        last_error=row.last_error,
+        silenced_until=row.silenced_until,
+        silence_reason=row.silence_reason,
+        changes=tuple(datetime.fromtimestamp(t, timezone.utc) for t in json.loads(row.changes or "[]")),
+        flapping=bool(row.flapping),
+    )
+
+
+def _state_values(state: MonitorState, now: datetime) -> dict:
+    return {
+        "status": state.status.value,
+        "since": state.since,
+        "consecutive_failures": state.consecutive_failures,
+        "consecutive_successes": state.consecutive_successes,
+        "notified_down": state.notified_down,
+        "last_alert_at": state.last_alert_at,
+        "episode_start": state.episode_start,
+        "episode_end": state.episode_end,
+        "first_error": state.first_error,
+        "last_error": state.last_error,
+        "silenced_until": state.silenced_until,
+        "silence_reason": state.silence_reason,
+        "changes": json.dumps([round(t.timestamp(), 3) for t in state.changes]),
+        "flapping": state.flapping,
+        "updated_at": now,
+    }
+
+
+class Tx:
+    """Operations inside one transaction (see ``Store.begin``)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    # -- monitor state
+    def ids(self, names: Iterable[str]) -> dict[str, int]:
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        rows = self.conn.execute(select(monitor_state.c.monitor, monitor_state.c.id).where(monitor_state.c.monitor.in_(names)))
+        known = {r.monitor: r.id for r in rows}
+        for name in names:
+            if name not in known:
+                known[name] = self.conn.execute(monitor_state.insert().values(monitor=name, changes="[]")).inserted_primary_key[0]
+        return known
+
+    def states(self, names: Iterable[str]) -> dict[str, MonitorState]:
+        names = list(names)
+        query = select(monitor_state).where(monitor_state.c.monitor.in_(names)).with_for_update()  # PostgreSQL: lock rows
+        rows = self.conn.execute(query) if names else []
+        found = {r.monitor: _state_from_row(r) for r in rows}
+        return {n: found.get(n, MonitorState(n)) for n in names}
+
+    def save_state(self, state: MonitorState, now: datetime) -> None:
+        ident = self.ids([state.monitor])[state.monitor]
+        self.conn.execute(monitor_state.update().where(monitor_state.c.id == ident).values(**_state_values(state, now)))
+
+    # -- history
+    def add_history(self, results: list[CheckResult]) -> None:
+        if not results:
+            return
+        ids = self.ids(r.monitor for r in results)
+        self.conn.execute(
+            check_history.insert(),
+            [
+                {
+                    "monitor_id": ids[r.monitor],
+                    "ts": int(r.checked_at.timestamp()),
+                    "ok": r.ok,
+                    "status": r.status_code,
+                    "latency_ms": None if r.latency_ms is None else int(round(r.latency_ms)),
+                    "error": r.error.value if r.error is not None else None,
+                }
+                for r in results
+            ],
+        )
+        rollups: dict[tuple[int, int], tuple[list[int], dict[int, int]]] = {}
+        for r in results:
+            counts, hist = rollups.setdefault((ids[r.monitor], int(r.checked_at.timestamp()) // 3600), ([0, 0], {}))
+            counts[0] += 1
+            counts[1] += int(r.ok)
+            if r.latency_ms is not None:
+                index = latency.bucket(r.latency_ms)
+                hist[index] = hist.get(index, 0) + 1
+        for (ident, hour), ((checks, ups), hist) in rollups.items():
+            where = (check_rollup.c.monitor_id == ident) & (check_rollup.c.hour == hour)
+            old = self.conn.execute(select(check_rollup.c.latency_hist).where(where)).first()
+            if old is None:
+                self.conn.execute(check_rollup.insert().values(
+                    monitor_id=ident, hour=hour, checks=checks, ups=ups, latency_hist=latency.dump(hist)))
+            else:
+                self.conn.execute(check_rollup.update().where(where).values(
+                    checks=check_rollup.c.checks + checks, ups=check_rollup.c.ups + ups,
+                    latency_hist=latency.dump(latency.add(latency.parse(old.latency_hist), hist))))
+
+    # -- outbox
+    def enqueue(self, alerts: list[NewAlert]) -> int:
+        """Insert alerts whose dedup key is new; return how many were added."""
+        if not alerts:
+            return 0
+        keys = [a.dedup_key for a in alerts]
+        existing = set(self.conn.execute(select(outbox.c.dedup_key).where(outbox.c.dedup_key.in_(keys))).scalars())
+        fresh = [a for a in alerts if a.dedup_key not in existing]
+        fresh = list({a.dedup_key: a for a in fresh}.values())
+        if fresh:
+            self.conn.execute(
+                outbox.insert(),
+                [
+                    {
+                        "alert_id": a.alert_id, "dedup_key": a.dedup_key, "channel": a.channel, "kind": a.kind,
+                        "monitor": a.monitor, "title": a.title, "markdown": a.markdown, "body": a.body,
+                        "created_at": a.created_at, "attempts": 0, "fallback_for": a.fallback_for,
+                    }
+                    for a in fresh
+                ],
+            )
+        return len(fresh)
+
+    def get_meta(self, key: str) -> str | None:
+        return self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        if self.conn.execute(meta.update().where(meta.c.key == key).values(value=value)).rowcount == 0:
+            self.conn.execute(meta.insert().values(key=key, value=value))
+
+
+_ROW_FIELDS = [f for f in OutboxRow.__dataclass_fields__]
+
+
+def _row(r) -> OutboxRow:
+    return OutboxRow(**{f: r._mapping[f] for f in _ROW_FIELDS})
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(f"state_url: not a valid SQLAlchemy URL: {url.split('://', 1)[0]}://...") from None
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict = {}
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                try:
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the folder for {parsed.database}: {exc.strerror}") from None
+            kwargs["connect_args"] = {"timeout": 30}
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(f"state_url {safe_url(url)}: {exc}") from None
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin_immediate)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn)
+                version = conn.execute(select(func.max(schema_version.c.version))).scalar()
+                if version is None:
+                    conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                elif version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"state store {safe_url(self.url)} has schema version {version}, newer than this "
+                        f"alerting ({SCHEMA_VERSION}); upgrade alerting"
+                    )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open state store {safe_url(self.url)}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Tx]:
+        with self.engine.begin() as conn:
+            yield Tx(conn)
+
+    # -- reads for the CLI and the artifact
+    def states(self) -> dict[str, MonitorState]:
+        with self.engine.connect() as conn:
+            return {r.monitor: _state_from_row(r) for r in conn.execute(select(monitor_state))}
+
+    def uptime(self, now: datetime, windows: dict[str, timedelta]) -> dict[str, dict[str, float | None]]:
+        """monitor -> {window label: percent up or None}, from the hourly rollup (hour-aligned windows:
+        the current hour counts, so "24h" covers the last 23 to 24 hours)."""
+        current = int(now.timestamp()) // 3600
+        cols = [monitor_state.c.monitor]
+        for label, span in windows.items():
+            in_window = check_rollup.c.hour > current - int(span.total_seconds()) // 3600
+            cols.append(func.sum(case((in_window, check_rollup.c.checks), else_=0)).label(f"n_{label}"))
+            cols.append(func.sum(case((in_window, check_rollup.c.ups), else_=0)).label(f"up_{label}"))
+        longest = current - int(max(windows.values()).total_seconds()) // 3600
+        query = (
+            select(*cols)
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == check_rollup.c.monitor_id))
+            .where(check_rollup.c.hour > longest)
+            .group_by(monitor_state.c.monitor)
+        )
+        out: dict[str, dict[str, float | None]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                m = row._mapping
+                out[row.monitor] = {
+                    label: (100.0 * (m[f"up_{label}"] or 0) / m[f"n_{label}"]) if m[f"n_{label}"] else None
+                    for label in windows
+                }
+        return out
+
+    def latency_percentiles(self, now: datetime, span: timedelta, qs=(50, 95)) -> dict[str, list[float | None]]:
+        """monitor -> [p50, p95] (ms) over the hour-aligned ``span``, merged from hourly histograms."""
+        since = int(now.timestamp()) // 3600 - int(span.total_seconds()) // 3600
+        query = (
+            select(monitor_state.c.monitor, check_rollup.c.latency_hist)
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == check_rollup.c.monitor_id))
+            .where(check_rollup.c.hour > since)
+        )
+        merged: dict[str, dict[int, int]] = {}
+        with self.engine.connect() as conn:
+            for name, text in conn.execute(query):
+                merged[name] = latency.add(merged.get(name, {}), latency.parse(text))
+        return {name: [latency.percentile(hist, q) for q in qs] for name, hist in merged.items()}
+
+    def history(self, monitor: str, limit: int) -> list[dict]:
+        query = (
+            select(check_history.c.ts, check_history.c.ok, check_history.c.status, check_history.c.latency_ms,
+                   check_history.c.error)
+            .select_from(check_history.join(monitor_state, monitor_state.c.id == check_history.c.monitor_id))
+            .where(monitor_state.c.monitor == monitor)
+            .order_by(check_history.c.ts.desc(), check_history.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {"checked_at": datetime.fromtimestamp(r.ts, timezone.utc), "ok": bool(r.ok), "status_code": r.status,
+                 "latency_ms": r.latency_ms, "error": r.error}
+                for r in conn.execute(query)
+            ]
+
+    def outbox_rows(self, pending_only: bool = False) -> list[OutboxRow]:
+        query = select(outbox).order_by(outbox.c.id)
+        if pending_only:
+            query = query.where(outbox.c.delivered_at.is_(None))
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    # -- outbox delivery bookkeeping
+    def claim_pending(
+        self, now: datetime, lease: timedelta = timedelta(minutes=5), keys: list[str] | None = None
+    ) -> list[OutboxRow]:
+        """Claim undelivered rows (or only those with these dedup ``keys``) for this worker: a lease,
+        so a crashed worker's claim expires and another run delivers the row."""
+        claimed = []
+        with self.engine.begin() as conn:
+            query = select(outbox.c.id).where(outbox.c.delivered_at.is_(None)).order_by(outbox.c.id)
+            if keys is not None:
+                query = query.where(outbox.c.dedup_key.in_(keys))
+            ids = conn.execute(query).scalars().all()
+            for ident in ids:
+                done = conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == ident, outbox.c.delivered_at.is_(None))
+                    .where((outbox.c.claimed_until.is_(None)) | (outbox.c.claimed_until < now))
+                    .values(claimed_until=now + lease, attempts=outbox.c.attempts + 1)
+                ).rowcount
+                if done:
+                    claimed.append(ident)
+            if not claimed:
+                return []
+            rows = conn.execute(select(outbox).where(outbox.c.id.in_(claimed)).order_by(outbox.c.id))
+            return [_row(r) for r in rows]
+
+    def mark(self, row_id: int, now: datetime, ok: bool, error: str | None) -> None:
+        with self.engine.begin() as conn:
+            values = {"claimed_until": None, "last_error": error}
+            if ok:
+                values["delivered_at"] = now
+            conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
+
+    def silence(self, monitor: str, until: datetime | None, reason: str | None, now: datetime) -> MonitorState:
+        with self.begin() as tx:
+            state = tx.states([monitor])[monitor]
+            state = replace(state, silenced_until=until, silence_reason=reason if until else None)
+            tx.save_state(state, now)
+            return state
+
+    def prune(self, now: datetime, retention: timedelta, rollup_retention: timedelta = timedelta(days=400)) -> int:
+        """Delete raw history and delivered outbox rows older than ``retention``, and hourly rollups
+        older than ``rollup_retention``; at most once an hour. Returns the raw rows removed."""
+        cutoff = now - retention
+        with self.begin() as tx:
+            last = tx.get_meta("last_prune")
+            if last is not None and now.timestamp() - float(last) < 3600:
+                return 0
+            tx.set_meta("last_prune", str(now.timestamp()))
+            ids = tx.conn.execute(select(monitor_state.c.id)).scalars().all()
+            removed = 0
+            for ident in ids:  # per monitor, so the (monitor_id, ts) index does the work
+                removed += tx.conn.execute(
+                    check_history.delete().where(check_history.c.monitor_id == ident, check_history.c.ts < int(cutoff.timestamp()))
+                ).rowcount
+            tx.conn.execute(outbox.delete().where(outbox.c.delivered_at < cutoff))
+            oldest_hour = int((now - rollup_retention).timestamp()) // 3600
+            tx.conn.execute(check_rollup.delete().where(check_rollup.c.hour < oldest_hour))
+            return removed
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    """Take the write lock at the start of a transaction, so two overlapping runs never both read
+    a monitor's state and then overwrite each other (the busy timeout makes the second one wait)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

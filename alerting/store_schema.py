@@ -1,0 +1,135 @@
+"""The state store's schema: tables, the epoch column type and the outbox row types.
+
+Kept apart from ``alerting.store`` (the operations) so each stays small. Bump ``SCHEMA_VERSION``
+with every schema change and teach ``Store._migrate`` the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+SCHEMA_VERSION = 1
+
+
+class Epoch(TypeDecorator):
+    """A timezone-aware UTC datetime stored as float epoch seconds (portable, compact, sortable)."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else value.timestamp()
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+
+
+metadata = MetaData()
+schema_version = Table("schema_version", metadata, Column("version", Integer, primary_key=True))
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
+monitor_state = Table(
+    "monitor_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor", String(200), nullable=False, unique=True),
+    Column("status", String(8), nullable=False, default="UNKNOWN"),
+    Column("since", Epoch),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("consecutive_successes", Integer, nullable=False, default=0),
+    Column("notified_down", Boolean, nullable=False, default=False),
+    Column("last_alert_at", Epoch),
+    Column("episode_start", Epoch),
+    Column("episode_end", Epoch),
+    Column("first_error", Text),
+    Column("last_error", Text),
+    Column("silenced_until", Epoch),
+    Column("silence_reason", Text),
+    Column("changes", Text, nullable=False, default="[]"),  # JSON list of epoch seconds
+    Column("flapping", Boolean, nullable=False, default=False),
+    Column("updated_at", Epoch),
+)
+check_history = Table(
+    "check_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, nullable=False),
+    Column("ts", Integer, nullable=False),  # epoch seconds
+    Column("ok", Boolean, nullable=False),
+    Column("status", SmallInteger),  # HTTP status
+    Column("latency_ms", Integer),
+    Column("error", String(24)),  # ErrorKind value
+    Index("ix_history_monitor_ts", "monitor_id", "ts"),
+)
+check_rollup = Table(  # one row per monitor and hour: uptime over days and months stays cheap
+    "check_rollup",
+    metadata,
+    Column("monitor_id", Integer, primary_key=True),
+    Column("hour", Integer, primary_key=True),  # epoch seconds // 3600
+    Column("checks", Integer, nullable=False),
+    Column("ups", Integer, nullable=False),
+    Column("latency_hist", Text),  # alerting.latency buckets: "index:count,..."
+)
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(40), nullable=False),
+    Column("dedup_key", String(300), nullable=False, unique=True),  # alert_id:channel
+    Column("channel", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("monitor", String(200)),
+    Column("title", Text, nullable=False),
+    Column("markdown", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Epoch, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("delivered_at", Epoch),
+    Column("last_error", Text),
+    Column("claimed_until", Epoch),
+    Column("fallback_for", String(200)),  # set on a copy sent to the fallback channel
+    Index("ix_outbox_pending", "delivered_at"),
+)
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An outbox row to write (ids and bookkeeping are the store's)."""
+
+    alert_id: str
+    channel: str
+    kind: str
+    monitor: str | None
+    title: str
+    markdown: str
+    body: str
+    created_at: datetime
+    fallback_for: str | None = None  # set on a copy sent to the fallback channel
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.alert_id}:{self.channel}"
+
+
+@dataclass(frozen=True)
+class OutboxRow(NewAlert):
+    """An outbox row as stored, with its delivery bookkeeping."""
+
+    id: int = 0
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    last_error: str | None = None
