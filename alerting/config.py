@@ -21,6 +21,7 @@ from alerting.durations import parse_duration
 from alerting.models import MaintenanceWindow, MonitorSpec
 
 DEFAULT_CONFIG = "monitors.yaml"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on big files
 BLOCK_PREFIX = "block:"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _BLOCK_REF = re.compile(r"^block:([a-z0-9][a-z0-9-]*)/([A-Za-z0-9_.-][A-Za-z0-9_. -]*)$")
@@ -181,7 +182,7 @@ def _check_apprise_url(url: str) -> str | None:
 def parse_config(text: str, file: str, environ: dict[str, str] | None = None) -> Config:
     environ = dict(os.environ) if environ is None else environ
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

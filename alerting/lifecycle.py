@@ -91,9 +91,9 @@ def record_cycle(
             spec = specs[result.monitor]
             state = before[result.monitor]
             new, events = step(state, result, spec, now, hold_for(state, spec, config.maintenance, now))
-            tx.save_state(new, now)
             record.states[result.monitor] = new
             record.events += events
+        tx.save_states(list(record.states.values()), now)
         tx.add_history(results)
         record.queued = tx.enqueue(plan_alerts(record.events, specs, config.storm_threshold, run_url))
     if os.environ.get(FAULT_ENV) == "crash-after-commit":

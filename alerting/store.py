@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import case, create_engine, event, func, select
+from sqlalchemy import bindparam, case, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -120,8 +120,17 @@ class Tx:
         return {n: found.get(n, MonitorState(n)) for n in names}
 
     def save_state(self, state: MonitorState, now: datetime) -> None:
-        ident = self.ids([state.monitor])[state.monitor]
-        self.conn.execute(monitor_state.update().where(monitor_state.c.id == ident).values(**_state_values(state, now)))
+        self.save_states([state], now)
+
+    def save_states(self, states: list[MonitorState], now: datetime) -> None:
+        """All states in one executemany UPDATE (one statement per monitor costs ~0.7 ms each)."""
+        if not states:
+            return
+        ids = self.ids(s.monitor for s in states)
+        self.conn.execute(
+            monitor_state.update().where(monitor_state.c.id == bindparam("_id")),
+            [{"_id": ids[s.monitor], **_state_values(s, now)} for s in states],
+        )
 
     # -- history
     def add_history(self, results: list[CheckResult]) -> None:
@@ -150,16 +159,32 @@ class Tx:
             if r.latency_ms is not None:
                 index = latency.bucket(r.latency_ms)
                 hist[index] = hist.get(index, 0) + 1
+        idents = {ident for ident, _ in rollups}
+        hours = {hour for _, hour in rollups}
+        c = check_rollup.c
+        existing = {
+            (r.monitor_id, r.hour): r
+            for r in self.conn.execute(
+                select(c.monitor_id, c.hour, c.checks, c.ups, c.latency_hist)
+                .where(c.hour.in_(hours) & c.monitor_id.in_(idents))
+            )
+        }
+        inserts, updates = [], []
         for (ident, hour), ((checks, ups), hist) in rollups.items():
-            where = (check_rollup.c.monitor_id == ident) & (check_rollup.c.hour == hour)
-            old = self.conn.execute(select(check_rollup.c.latency_hist).where(where)).first()
+            old = existing.get((ident, hour))
             if old is None:
-                self.conn.execute(check_rollup.insert().values(
-                    monitor_id=ident, hour=hour, checks=checks, ups=ups, latency_hist=latency.dump(hist)))
+                inserts.append({"monitor_id": ident, "hour": hour, "checks": checks, "ups": ups,
+                                "latency_hist": latency.dump(hist)})
             else:
-                self.conn.execute(check_rollup.update().where(where).values(
-                    checks=check_rollup.c.checks + checks, ups=check_rollup.c.ups + ups,
-                    latency_hist=latency.dump(latency.add(latency.parse(old.latency_hist), hist))))
+                updates.append({"_mid": ident, "_hour": hour, "checks": old.checks + checks, "ups": old.ups + ups,
+                                "latency_hist": latency.dump(latency.add(latency.parse(old.latency_hist), hist))})
+        if inserts:
+            self.conn.execute(check_rollup.insert(), inserts)
+        if updates:
+            self.conn.execute(
+                check_rollup.update().where((c.monitor_id == bindparam("_mid")) & (c.hour == bindparam("_hour"))),
+                updates,
+            )
 
     # -- outbox
     def enqueue(self, alerts: list[NewAlert]) -> int:
