@@ -254,7 +254,9 @@ def notify(
 @app.command()
 def serve(
     config: Path = ConfigOption,
-    interval: Optional[str] = typer.Option(None, "--interval", help="Run every: 30s, 5m (default: defaults.interval, else 30s)."),
+    interval: Optional[str] = typer.Option(
+        None, "--interval", help="Run the flow every: 30s, 5m (default: the smallest monitor interval). "
+        "Each run checks only the monitors whose own interval is due."),
     name: str = typer.Option("service-monitor", "--name", help="Deployment name."),
     host: str = typer.Option("127.0.0.1", "--host", help="Host of the local Prefect server started when none is configured."),
     port: int = typer.Option(4200, "--port", help="Port of that local Prefect server (UI and API)."),
@@ -262,11 +264,12 @@ def serve(
     """Serve the monitor flow on a schedule (Prefect deployment). Starts a local Prefect server with
     its UI when none is configured; Ctrl-C stops both."""
     from alerting.durations import parse_duration
+    from alerting.schedule import smallest_interval
 
     cfg = _load(config)
     _report_problems(cfg)  # bad monitors are reported; the others are served
     try:
-        seconds = parse_duration(interval if interval is not None else cfg.defaults.get("interval", "30s"))
+        seconds = parse_duration(interval) if interval is not None else smallest_interval(cfg.monitors)
     except ValueError as exc:
         fail(f"--interval: {exc}")
     if seconds < 1:

@@ -79,6 +79,7 @@ class Config:
     monitors: list[MonitorSpec] = field(default_factory=list)
     problems: list[ConfigProblem] = field(default_factory=list)
     concurrency: int = 32
+    per_host_concurrency: int = 8
     defaults: dict[str, Any] = field(default_factory=dict)
     # alert lifecycle (docs/lifecycle.md)
     state_url: str | None = None  # SQLAlchemy URL; default sqlite under <config dir>/.alerting/
@@ -110,6 +111,7 @@ class _FileShape(BaseModel):
     channels: dict[str, Any] = Field(default_factory=dict)
     monitors: list[Any] = Field(default_factory=list)
     concurrency: int = Field(default=32, ge=1, le=1000)
+    per_host_concurrency: int = Field(default=8, ge=1, le=1000, description="checks at once against one host")
     state_url: str | None = Field(default=None, min_length=1)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     storm_threshold: int = Field(default=5, ge=0, le=100000, description="0 turns grouping off")
@@ -206,6 +208,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
     config = Config(
         path=file,
         concurrency=shape.concurrency,
+        per_host_concurrency=shape.per_host_concurrency,
         state_url=state_url,
         maintenance=list(shape.maintenance),
         storm_threshold=shape.storm_threshold,

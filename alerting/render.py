@@ -82,6 +82,8 @@ def cycle_message(
     invalid: list[str] | None = None,
     config_path: str = "",
     notes: dict[str, str] | None = None,
+    not_due: int = 0,
+    still_down: list[str] | None = None,
 ) -> tuple[bool, str]:
     """The flow's final state message; ``(True, ...)`` when every service is up and the config is clean.
 
@@ -98,10 +100,16 @@ def cycle_message(
         message = f"{len(down)} of {total} service{'s' if total != 1 else ''} down: {listed}"
     else:
         message = f"all {total} service{'s' if total != 1 else ''} up" if total else "no monitors to check"
+    if not_due:
+        if not total:
+            message = "no monitor due for a check"
+        message += f" ({not_due} not due this cycle)"
+    if still_down:
+        message += f"; still DOWN, not due for a check: {', '.join(still_down)}"
     if invalid:
         where = f" in {config_path}" if config_path else ""
         message += f"; {len(invalid)} config problem{'s' if len(invalid) != 1 else ''}{where}: " + "; ".join(invalid)
-    return (not down and not invalid), message
+    return (not down and not invalid and not still_down), message
 
 
 # --- lifecycle alerts (policy events) -------------------------------------------------------------

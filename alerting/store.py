@@ -273,6 +273,12 @@ class Store:
             yield Tx(conn)
 
     # -- reads for the CLI and the artifact
+    def last_checked(self) -> dict[str, datetime]:
+        """monitor -> when its state was last written, i.e. its last check (drives per-monitor intervals)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(monitor_state.c.monitor, monitor_state.c.updated_at))
+            return {r.monitor: r.updated_at for r in rows if r.updated_at is not None}
+
     def states(self) -> dict[str, MonitorState]:
         with self.engine.connect() as conn:
             return {r.monitor: _state_from_row(r) for r in conn.execute(select(monitor_state))}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec, utcnow
 from alerting.render import cycle_message, render_down
+from alerting.schedule import due_monitors, host_of, interleave_by_host
 # A module reference, not its dict: a served run cloudpickles this module's functions by value,
 # which would give the flow and its hook two separate copies of a dict imported by name.
 import flows.registry as registry
@@ -83,12 +85,22 @@ def simulated_outage(spec: MonitorSpec, status: int):
 
 
 @task(name="check-services", cache_policy=NO_CACHE, log_prints=False)
-def check_services(specs: list[MonitorSpec], concurrency: int = 32):
-    """Check a batch of monitors concurrently; ``Failed(message=...)`` when any is down."""
-    session = build_session(min(concurrency, len(specs)) or 1)
+def check_services(specs: list[MonitorSpec], concurrency: int = 32, per_host: int = 8):
+    """Check a batch of monitors concurrently, at most ``per_host`` at once against one host;
+    ``Failed(message=...)`` when any is down."""
+    workers = max(1, min(concurrency, len(specs)))
+    session = build_session(min(workers, per_host))
+    limits: dict[str, threading.BoundedSemaphore] = {}
+    for spec in specs:
+        limits.setdefault(host_of(spec), threading.BoundedSemaphore(per_host))
+
+    def bounded(spec: MonitorSpec) -> CheckResult:
+        with limits[host_of(spec)]:
+            return check(spec, session)
+
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(specs))), thread_name_prefix="check") as pool:
-            results = BatchResults(pool.map(lambda spec: check(spec, session), specs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+            results = BatchResults(pool.map(bounded, interleave_by_host(specs)))
     finally:
         session.close()
     down = [r for r in results if not r.ok]
@@ -197,6 +209,7 @@ async def service_monitor(
     config_path: str = "monitors.yaml",
     drill_monitor: str | None = None,
     drill_status: int = 503,
+    cycle_seconds: float | None = None,
 ):
     """Check every monitor in the config; Failed (naming the services down) or Completed."""
     from prefect.runtime import flow_run
@@ -229,10 +242,14 @@ async def service_monitor(
         specs = [spec]
         guard = simulated_outage(spec, drill_status)
         logger.warning("FIRE DRILL: %s answered with a simulated HTTP %s", spec.name, drill_status)
+    not_due, still_down = 0, []
+    if cycle_seconds and drill_monitor is None:
+        due, still_down = await asyncio.to_thread(_due_this_cycle, config, specs, cycle_seconds, logger)
+        not_due, specs = len(specs) - len(due), due
     outcome.specs = {s.name: s for s in specs}
     batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
     with guard:
-        futures = [check_services.submit(batch, config.concurrency) for batch in batches]
+        futures = [check_services.submit(batch, config.concurrency, config.per_host_concurrency) for batch in batches]
         batch_data = await asyncio.to_thread(lambda: [f.result(raise_on_failure=False) for f in futures])
     for data in batch_data:
         if isinstance(data, list):
@@ -246,7 +263,7 @@ async def service_monitor(
         await asyncio.to_thread(_record, outcome, logger)
     all_good, outcome.message = cycle_message(
         outcome.results, [p.split(": ", 1)[1] for p in outcome.problems], config_path,
-        notes=_confirmation_notes(outcome),
+        notes=_confirmation_notes(outcome), not_due=not_due, still_down=still_down,
     )
     await _publish_table(outcome)
     if drill_monitor is not None:
@@ -254,6 +271,28 @@ async def service_monitor(
     if all_good and len(outcome.results) == len(specs):
         return Completed(message=outcome.message)
     return Failed(message=outcome.message)
+
+
+def _due_this_cycle(config: Config, specs: list[MonitorSpec], cycle_seconds: float, logger):
+    """(monitors due now, names of monitors not due whose stored status is DOWN)."""
+    from alerting.lifecycle import open_store
+
+    try:
+        store = open_store(config)
+    except Exception as exc:  # noqa: BLE001 - without the store, check everything
+        logger.warning("State store unusable (%s); checking every monitor this cycle", exc)
+        return specs, []
+    try:
+        last, stored = store.last_checked(), store.states()
+    finally:
+        store.close()
+    due = due_monitors(specs, last, utcnow(), cycle_seconds)
+    due_names = {s.name for s in due}
+    still_down = [
+        s.name for s in specs
+        if s.name not in due_names and s.name in stored and stored[s.name].status.value == "DOWN"
+    ]
+    return due, still_down
 
 
 def _record(outcome: CycleOutcome, logger) -> None:

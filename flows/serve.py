@@ -145,7 +145,7 @@ def serve_monitor(config_path: Path, interval: float, name: str, server: Prefect
         service_monitor.serve(
             name=name,
             interval=interval,
-            parameters={"config_path": str(config_path.resolve())},
+            parameters={"config_path": str(config_path.resolve()), "cycle_seconds": interval},
             description=f"Checks the monitors in {config_path.resolve()} every {interval:g}s",
             tags=["outage-alerting"],
             print_starting_message=True,

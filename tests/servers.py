@@ -37,6 +37,8 @@ class Target:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         self.lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0  # most requests answered at the same time
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,8 +54,12 @@ class Target:
                     n = owner.hits.get(path, 0)
                     owner.hits[path] = n + 1
                     route = owner.routes.get(path, Route(statuses=[404], body=b"no route"))
+                    owner.inflight += 1
+                    owner.max_inflight = max(owner.max_inflight, owner.inflight)
                 if route.delay:
                     time.sleep(route.delay)
+                with owner.lock:
+                    owner.inflight -= 1
                 status = route.statuses[min(n, len(route.statuses) - 1)]
                 self.send_response(status)
                 for k, v in route.headers.items():

@@ -1,0 +1,51 @@
+"""Which monitors a cycle checks, and in what order: pure functions, no I/O.
+
+Each monitor has its own ``interval``: the served flow runs every cycle (the smallest interval by
+default) and checks only the monitors that are due, so a monitor at 5m is not checked every 30 s.
+Checks are ordered round-robin across hosts so that a per-host limit never idles the pool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import zip_longest
+from urllib.parse import urlsplit
+
+from alerting.models import MonitorSpec
+
+
+def due_monitors(
+    specs: list[MonitorSpec], last_checked: dict[str, datetime], now: datetime, cycle_seconds: float | None
+) -> list[MonitorSpec]:
+    """Monitors whose interval has passed since their last check.
+
+    ``cycle_seconds`` is how often the flow runs; a monitor is due when less than half a cycle is
+    left of its interval (the next run would be late), so schedule jitter never skips a beat. With
+    no cycle (a one-off ``alerting run``) every monitor is due.
+    """
+    if not cycle_seconds:
+        return list(specs)
+    due = []
+    for spec in specs:
+        last = last_checked.get(spec.name)
+        slack = min(cycle_seconds / 2, spec.interval / 2)
+        if last is None or (now - last).total_seconds() >= spec.interval - slack:
+            due.append(spec)
+    return due
+
+
+def host_of(spec: MonitorSpec) -> str:
+    parts = urlsplit(spec.url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def interleave_by_host(specs: list[MonitorSpec]) -> list[MonitorSpec]:
+    """Round-robin across hosts: a1 b1 c1 a2 b2 ..., so the per-host limit rarely blocks a worker."""
+    groups: dict[str, list[MonitorSpec]] = {}
+    for spec in specs:
+        groups.setdefault(host_of(spec), []).append(spec)
+    return [spec for batch in zip_longest(*groups.values()) for spec in batch if spec is not None]
+
+
+def smallest_interval(specs: list[MonitorSpec], default: float = 30.0) -> float:
+    return min((s.interval for s in specs), default=default)

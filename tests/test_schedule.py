@@ -1,0 +1,80 @@
+"""Per-monitor intervals and per-host limits: pure scheduling, then a real batch against a target."""
+
+from datetime import datetime, timedelta, timezone
+
+from alerting.models import MonitorSpec
+from alerting.schedule import due_monitors, host_of, interleave_by_host, smallest_interval
+from flows.monitor import check_services
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+def spec(name, interval, url="http://a.example/"):
+    return MonitorSpec(name=name, url=url, interval=interval)
+
+
+def test_each_monitor_on_its_own_interval():
+    fast, slow = spec("fast", 30), spec("slow", 300)
+    last = {"fast": NOW - timedelta(seconds=29), "slow": NOW - timedelta(seconds=120)}
+    assert [s.name for s in due_monitors([fast, slow], last, NOW, 30)] == ["fast"]  # 29 s: within jitter
+    last["slow"] = NOW - timedelta(seconds=290)
+    assert [s.name for s in due_monitors([fast, slow], last, NOW, 30)] == ["fast", "slow"]
+    last = {"fast": NOW - timedelta(seconds=10), "slow": NOW - timedelta(seconds=10)}
+    assert due_monitors([fast, slow], last, NOW, 30) == []
+
+
+def test_a_slow_monitor_is_checked_once_per_its_interval_over_an_hour():
+    slow = spec("slow", 300)
+    last: dict = {}
+    checks = 0
+    for cycle in range(120):  # one hour of 30 s cycles, with a little jitter
+        now = NOW + timedelta(seconds=30 * cycle + (cycle % 3) * 0.7)
+        if due_monitors([slow], last, now, 30):
+            last["slow"] = now
+            checks += 1
+    assert checks == 12
+
+
+def test_never_checked_is_due_and_one_off_runs_check_everything():
+    a = spec("a", 3600)
+    assert due_monitors([a], {}, NOW, 30) == [a]
+    assert due_monitors([a], {"a": NOW}, NOW, None) == [a]
+
+
+def test_interleave_by_host():
+    specs = [spec(f"a{i}", 30, "http://a.example/") for i in range(3)] + [spec("b0", 30, "https://b.example/x")]
+    assert [s.name for s in interleave_by_host(specs)] == ["a0", "b0", "a1", "a2"]
+    assert host_of(specs[-1]) == "b.example:443"
+    assert smallest_interval(specs) == 30 and smallest_interval([]) == 30
+
+
+def test_per_host_limit_is_honoured(target):
+    specs = [
+        MonitorSpec(name=f"s{i}", url=target.route(f"/p{i}", delay=0.05), retry_backoff=0, retry_backoff_max=0)
+        for i in range(24)
+    ]
+    results = check_services.fn(specs, concurrency=32, per_host=3)
+    assert len(results) == 24 and all(r.ok for r in results)
+    assert target.max_inflight == 3
+
+
+def test_served_cycle_checks_only_due_monitors(target, receiver, write_config):
+    target.route("/fast")
+    target.route("/slow", statuses=[503])
+    path = write_config(
+        f"defaults: {{retry_backoff: 0, retry_backoff_max: 0, attempts: 1, channels: [hook]}}\n"
+        f"channels: {{hook: '{receiver.apprise_url()}'}}\n"
+        f"monitors:\n"
+        f"  - {{name: fast, url: '{target.url('/fast')}', interval: 0}}\n"
+        f"  - {{name: slow, url: '{target.url('/slow')}', interval: 1h}}\n"
+    )
+    from flows.monitor import service_monitor
+    import asyncio
+
+    first = asyncio.run(service_monitor(config_path=str(path), cycle_seconds=30, return_state=True))
+    assert first.is_failed() and "slow" in first.message
+    second = asyncio.run(service_monitor(config_path=str(path), cycle_seconds=30, return_state=True))
+    assert target.hits == {"/fast": 2, "/slow": 1}  # slow waits for its hour
+    assert second.is_failed()  # slow is still DOWN: the run says so even though it was not checked
+    assert "1 not due this cycle" in second.message and "still DOWN, not due for a check: slow" in second.message
+    assert receiver.titles() == ["DOWN: slow"]  # one DOWN, not one per cycle
