@@ -58,6 +58,16 @@ def _report_problems(config: Config) -> None:
         err.print(f"[bold red]error:[/] {problem}", markup=True)
 
 
+def _check_shard(shard: Optional[str]) -> None:
+    if shard is not None:
+        from alerting.schedule import parse_shard
+
+        try:
+            parse_shard(shard)
+        except ValueError as exc:
+            fail(f"--shard: {exc}")
+
+
 def _quiet_prefect_for_json() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
@@ -154,15 +164,17 @@ def _outcome_json(state, outcome) -> str:
 def run(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print results and alerts as one JSON object."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Check only shard I of N (e.g. 1/2) of the monitors."),
 ) -> None:
     """Run the monitor flow once (a real Prefect flow run). Exit 0 all up, 1 any down, 2 bad config."""
+    _check_shard(shard)
     cfg = _load(config)
     _check_store(cfg, config)
     if as_json:
         _quiet_prefect_for_json()
     from flows.monitor import run_once
 
-    state, outcome = run_once(config)
+    state, outcome = run_once(config, shard=shard)
     if as_json:
         print(_outcome_json(state, outcome))
     elif outcome is not None:
@@ -260,12 +272,17 @@ def serve(
     name: str = typer.Option("service-monitor", "--name", help="Deployment name."),
     host: str = typer.Option("127.0.0.1", "--host", help="Host of the local Prefect server started when none is configured."),
     port: int = typer.Option(4200, "--port", help="Port of that local Prefect server (UI and API)."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="Serve only shard I of N (e.g. 1/2) of the monitors; run one serve per shard."),
 ) -> None:
     """Serve the monitor flow on a schedule (Prefect deployment). Starts a local Prefect server with
     its UI when none is configured; Ctrl-C stops both."""
     from alerting.durations import parse_duration
     from alerting.schedule import smallest_interval
 
+    _check_shard(shard)
+    if shard and name == "service-monitor":
+        name = f"service-monitor-shard-{shard.replace('/', '-of-')}"
     cfg = _load(config)
     _report_problems(cfg)  # bad monitors are reported; the others are served
     try:
@@ -295,7 +312,7 @@ def serve(
     from prefect.exceptions import TerminationSignal
 
     try:
-        serve_monitor(config, seconds, name, server)
+        serve_monitor(config, seconds, name, server, shard)
     except (KeyboardInterrupt, TerminationSignal):
         pass
     finally:

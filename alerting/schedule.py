@@ -49,3 +49,22 @@ def interleave_by_host(specs: list[MonitorSpec]) -> list[MonitorSpec]:
 
 def smallest_interval(specs: list[MonitorSpec], default: float = 30.0) -> float:
     return min((s.interval for s in specs), default=default)
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """``"2/3"`` -> (2, 3): this worker takes the second of three shards."""
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise ValueError(f"expected a shard as I/N such as 1/2, got {value!r}") from None
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {value!r}: I must be between 1 and N")
+    return index, count
+
+
+def in_shard(spec: MonitorSpec, shard: tuple[int, int]) -> bool:
+    """A stable split of monitors by name (the same on every worker, across restarts)."""
+    import zlib
+
+    index, count = shard
+    return zlib.crc32(spec.name.encode()) % count == index - 1

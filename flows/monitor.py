@@ -35,7 +35,7 @@ from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec, utcnow
 from alerting.render import cycle_message, render_down
-from alerting.schedule import due_monitors, host_of, interleave_by_host
+from alerting.schedule import due_monitors, host_of, in_shard, interleave_by_host, parse_shard
 # A module reference, not its dict: a served run cloudpickles this module's functions by value,
 # which would give the flow and its hook two separate copies of a dict imported by name.
 import flows.registry as registry
@@ -210,6 +210,7 @@ async def service_monitor(
     drill_monitor: str | None = None,
     drill_status: int = 503,
     cycle_seconds: float | None = None,
+    shard: str | None = None,
 ):
     """Check every monitor in the config; Failed (naming the services down) or Completed."""
     from prefect.runtime import flow_run
@@ -242,6 +243,10 @@ async def service_monitor(
         specs = [spec]
         guard = simulated_outage(spec, drill_status)
         logger.warning("FIRE DRILL: %s answered with a simulated HTTP %s", spec.name, drill_status)
+    if shard and drill_monitor is None:
+        part = parse_shard(shard)
+        specs = [s for s in specs if in_shard(s, part)]
+        logger.info("Shard %s: %d of %d monitors", shard, len(specs), len(config.monitors))
     not_due, still_down = 0, []
     if cycle_seconds and drill_monitor is None:
         due, still_down = await asyncio.to_thread(_due_this_cycle, config, specs, cycle_seconds, logger)
@@ -374,11 +379,14 @@ async def _publish_table(outcome: CycleOutcome) -> None:
         get_run_logger().warning("Could not publish the status table: %s", exc)
 
 
-def run_once(config_path: str | Path, drill_monitor: str | None = None, drill_status: int = 503):
+def run_once(
+    config_path: str | Path, drill_monitor: str | None = None, drill_status: int = 503, shard: str | None = None
+):
     """Run the flow in this process; return (final state, outcome)."""
     state = asyncio.run(
         service_monitor(
-            config_path=str(config_path), drill_monitor=drill_monitor, drill_status=drill_status, return_state=True
+            config_path=str(config_path), drill_monitor=drill_monitor, drill_status=drill_status, shard=shard,
+            return_state=True,
         )
     )
     run_id = str(state.state_details.flow_run_id)

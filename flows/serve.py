@@ -130,7 +130,9 @@ def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> No
             return
 
 
-def serve_monitor(config_path: Path, interval: float, name: str, server: PrefectServer) -> None:
+def serve_monitor(
+    config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None
+) -> None:
     """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C."""
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ.setdefault("PREFECT_UI_URL", server.ui_url)
@@ -145,7 +147,7 @@ def serve_monitor(config_path: Path, interval: float, name: str, server: Prefect
         service_monitor.serve(
             name=name,
             interval=interval,
-            parameters={"config_path": str(config_path.resolve()), "cycle_seconds": interval},
+            parameters={"config_path": str(config_path.resolve()), "cycle_seconds": interval, "shard": shard},
             description=f"Checks the monitors in {config_path.resolve()} every {interval:g}s",
             tags=["outage-alerting"],
             print_starting_message=True,

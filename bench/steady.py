@@ -1,0 +1,119 @@
+"""Steady state of the served monitor: CPU per check, storage per check, peak RSS, missed checks.
+
+Starts the target (own process), a Prefect server, and `alerting serve` (runner + one process per
+flow run), lets it run for --cycles cycles at --interval, and reads /proc for every process.
+
+    .venv/bin/python bench/steady.py --monitors 1000 --cycles 10 --interval 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_seconds, dir_bytes, process_tree, rss_mb, start_prefect_server, start_target, stop, write_config  # noqa: E402
+
+ALERTING = str(Path(sys.executable).parent / "alerting")
+
+
+class Sampler(threading.Thread):
+    """Peak RSS per process role, sampled every 0.25 s."""
+
+    def __init__(self, roots: dict[str, int]):
+        super().__init__(daemon=True)
+        self.roots, self.peaks, self.running = roots, {}, True
+
+    def run(self) -> None:
+        while self.running:
+            for role, pid in self.roots.items():
+                for i, p in enumerate(process_tree(pid)):
+                    key = role if i == 0 else f"{role} child"
+                    self.peaks[key] = max(self.peaks.get(key, 0.0), rss_mb(p))
+            time.sleep(0.25)
+
+
+def tree_cpu(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
+def checks_in_store(db: Path) -> tuple[int, int]:
+    """(history rows, monitors) in the state store."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select count(*) from check_history").fetchone()[0]
+        monitors = conn.execute("select count(*) from monitor_state").fetchone()[0]
+    return rows, monitors
+
+
+def finished_runs(api: str) -> int:
+    import json
+    import urllib.request
+
+    body = json.dumps({"flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}}).encode()
+    req = urllib.request.Request(f"{api}/flow_runs/count", data=body, headers={"Content-Type": "application/json"})
+    return int(urllib.request.urlopen(req, timeout=10).read())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--monitors", type=int, default=1000)
+    parser.add_argument("--cycles", type=int, default=10)
+    parser.add_argument("--interval", type=int, default=30)
+    parser.add_argument("--latency", type=float, default=0.02)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="alerting-steady-"))
+    target, ports = start_target(4, args.latency)
+    server, api = start_prefect_server(tmp / "prefect")
+    config = write_config(tmp / "monitors.yaml", args.monitors, ports, 64)
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ALERTING_APPRISE_PACING": "off",
+           "PREFECT_LOGGING_LEVEL": "WARNING"}
+    serve = subprocess.Popen(
+        [ALERTING, "serve", "-c", str(config), "--interval", f"{args.interval}s", "--name", "steady"],
+        env=env, stdout=open(tmp / "serve.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    sampler = Sampler({"prefect server": server.pid, "alerting serve": serve.pid})
+    sampler.start()
+    store_db = tmp / ".alerting" / "state.db"
+    try:
+        # warm-up: wait for the first finished run, then measure from there
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and finished_runs(api) < 1:
+            time.sleep(1)
+        runs0, cpu_srv0, cpu_mon0 = finished_runs(api), tree_cpu(server.pid), tree_cpu(serve.pid)
+        store0 = checks_in_store(store_db)[0]
+        bytes0 = dir_bytes(tmp / "prefect") + dir_bytes(tmp / ".alerting")
+        start = time.monotonic()
+        time.sleep(args.cycles * args.interval)
+        elapsed = time.monotonic() - start
+        runs = finished_runs(api) - runs0
+        cpu_srv, cpu_mon = tree_cpu(server.pid) - cpu_srv0, tree_cpu(serve.pid) - cpu_mon0
+        checks = checks_in_store(store_db)[0] - store0
+        grown = dir_bytes(tmp / "prefect") + dir_bytes(tmp / ".alerting") - bytes0
+    finally:
+        sampler.running = False
+        stop(serve)
+        stop(server)
+        stop(target)
+    expected = int(elapsed // args.interval) * args.monitors
+    print(f"served monitor, {args.monitors} monitors every {args.interval}s, {elapsed:.0f}s measured "
+          f"({runs} flow runs finished)")
+    print(f"  checks done {checks:,} / due {expected:,}  ->  missed {max(0, expected - checks):,}")
+    if checks:
+        print(f"  CPU per check: {(cpu_srv + cpu_mon) / checks * 1000:.2f} ms "
+              f"(Prefect server {cpu_srv / checks * 1000:.2f} ms, runner + flow runs {cpu_mon / checks * 1000:.2f} ms)")
+        print(f"  storage per check: {grown / checks:.0f} B (Prefect database + state store, {grown / 1e6:.1f} MB)")
+    for role, peak in sorted(sampler.peaks.items()):
+        print(f"  peak RSS {role}: {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
