@@ -24,6 +24,10 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+from alerting.cli_blocks import app as blocks_app  # noqa: E402
+
+app.add_typer(blocks_app, name="blocks")
+
 ConfigOption = typer.Option(DEFAULT_CONFIG, "-c", "--config", help="YAML config file.", show_default=True)
 
 

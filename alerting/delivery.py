@@ -113,14 +113,47 @@ def _send_block(channel: ChannelSpec, messages: list[AlertMessage]) -> list[Deli
         try:
             if hasattr(block, "raise_on_failure"):
                 with block.raise_on_failure():
-                    block.notify(message.markdown, subject=message.title)
+                    _call_notify(block, message)
             else:
-                block.notify(message.markdown, subject=message.title)
+                _call_notify(block, message)
             results.append(DeliveryResult(channel.name, target, message.title, True))
         except Exception as exc:  # noqa: BLE001
             reason = scrub(f"{type(exc).__name__}: {exc}", secrets)[:500]
             results.append(DeliveryResult(channel.name, target, message.title, False, reason))
     return results
+
+
+def _call_notify(block, message: AlertMessage) -> None:
+    """Sync call; a block whose notify is async only returns a coroutine: run it, never drop it."""
+    import asyncio
+    import inspect
+
+    result = block.notify(message.markdown, subject=message.title)
+    if inspect.isawaitable(result):
+        asyncio.run(_awaited(result))
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
+def _with_prefect_settings(fn):
+    """Worker threads do not inherit context variables, so they would miss Prefect settings set
+    with ``temporary_settings`` (e.g. the API URL of the server ``alerting serve`` started) and
+    load blocks from the wrong API. Carry the caller's settings into the thread."""
+    try:
+        from prefect.context import SettingsContext
+    except ImportError:  # pragma: no cover
+        return fn
+    current = SettingsContext.get()
+    if current is None:
+        return fn
+
+    def run(*args):
+        with SettingsContext(profile=current.profile, settings=current.settings):
+            return fn(*args)
+
+    return run
 
 
 def _block_secrets(block):
@@ -153,6 +186,7 @@ def deliver(plan: dict[str, tuple[ChannelSpec, list[AlertMessage]]], max_workers
         return []
     results: list[DeliveryResult] = []
     with ThreadPoolExecutor(max_workers=min(max_workers, len(plan)), thread_name_prefix="deliver") as pool:
-        for batch in pool.map(lambda item: send(*item), plan.values()):
+        sender = _with_prefect_settings(send)
+        for batch in pool.map(lambda item: sender(*item), plan.values()):
             results.extend(batch)
     return results

@@ -27,6 +27,7 @@ from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec
 from alerting.render import cycle_message, render_down
+from blocks.loader import with_block_monitors
 from flows.registry import OUTCOMES
 
 FLOW_NAME = "service-monitor"
@@ -139,8 +140,13 @@ async def service_monitor(
     config_path: str = "monitors.yaml",
     drill_monitor: str | None = None,
     drill_status: int = 503,
+    use_monitor_blocks: bool = True,
+    monitor_block_tag: str | None = None,
 ):
-    """Check every monitor in the config; Failed (naming the services down) or Completed."""
+    """Check every monitor in the config; Failed (naming the services down) or Completed.
+
+    Service Monitor blocks (all, or only those tagged ``monitor_block_tag``) run with the YAML
+    monitors unless ``use_monitor_blocks`` is false; see blocks/loader.py for the rules."""
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
@@ -157,6 +163,7 @@ async def service_monitor(
             f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         )
         return Failed(message=outcome.message)
+    config = await with_block_monitors(config, use_monitor_blocks, monitor_block_tag)  # blocks/loader.py
     outcome.config = config
     outcome.problems = [str(p) for p in config.problems]
     for problem in config.problems:
