@@ -118,7 +118,8 @@ def _send_block(channel: ChannelSpec, messages: list[AlertMessage]) -> list[Deli
                 _call_notify(block, message)
             results.append(DeliveryResult(channel.name, target, message.title, True))
         except Exception as exc:  # noqa: BLE001
-            reason = scrub(f"{type(exc).__name__}: {exc}", secrets)[:500]
+            detail = (getattr(exc, "log", None) or str(exc)).strip()  # NotificationError keeps it in .log
+            reason = scrub(f"{type(exc).__name__}: {detail or 'the block reported a failure'}", secrets)[:500]
             results.append(DeliveryResult(channel.name, target, message.title, False, reason))
     return results
 

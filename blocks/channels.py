@@ -12,11 +12,12 @@ learn that a message did not go out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from enum import Enum
 
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.blocks.abstract import NotificationBlock, NotificationError
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator
 from urllib.parse import quote, urlencode
 
 from alerting.config import ChannelSpec
@@ -26,6 +27,18 @@ from alerting.render import render_test
 DOCS_URL = "https://github.com/caronc/apprise/wiki"
 APPRISE_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-logo.png")
 EMAIL_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-info-128x128.png")
+
+
+def _apprise_accepts(url: str) -> bool:
+    """Whether Apprise can use ``url``; Apprise's own log line would print the URL, so mute it."""
+    import apprise
+
+    log = logging.getLogger("apprise")
+    was_disabled, log.disabled = log.disabled, True
+    try:
+        return apprise.Apprise.instantiate(url, suppress_exceptions=True) is not None
+    finally:
+        log.disabled = was_disabled
 
 
 class _AppriseChannel(NotificationBlock):
@@ -88,15 +101,15 @@ class AppriseChannel(_AppriseChannel):
         description="Optional labels for finding this channel (e.g. team, severity); not sent.",
     )
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors never echo the secret URL
+
     @field_validator("url")
     @classmethod
     def _valid_apprise_url(cls, value: SecretStr) -> SecretStr:
-        import apprise
-
         raw = value.get_secret_value().strip()
         if raw and set(raw) == {"*"}:
             return value  # an obfuscated value, read back from the API without secrets
-        if apprise.Apprise.instantiate(raw, suppress_exceptions=True) is None:
+        if not _apprise_accepts(raw):
             raise ValueError(f"not a valid Apprise URL (see {DOCS_URL})")
         return SecretStr(raw)
 
