@@ -12,6 +12,7 @@ learn that a message did not go out.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC
 import logging
 from enum import Enum
 
@@ -41,8 +42,10 @@ def _apprise_accepts(url: str) -> bool:
         log.disabled = was_disabled
 
 
-class _AppriseChannel(NotificationBlock):
-    """Shared delivery: build one Apprise URL, send, read the result, report failure."""
+class _AppriseChannel(NotificationBlock, ABC):
+    """Shared delivery: build one Apprise URL, send, read the result, report failure.
+
+    An ABC (like Prefect's AbstractAppriseNotificationBlock), so it is never registered as a type."""
 
     def apprise_url(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -87,6 +87,9 @@ def prefect_server(tmp_path_factory):
             {PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url, PREFECT_SERVER_ANALYTICS_ENABLED: False}
         ):
             yield server
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler().flush()  # send queued run logs while the server still answers
     finally:
         server.stop()
 

@@ -57,10 +57,12 @@ def test_email_channel_needs_real_recipients():
 
 
 def test_monitor_block_takes_yaml_defaults_and_validates_like_yaml():
-    block = ServiceMonitor(url="https://example.com/health", channels=None, attempts=None, expect_status=[200, 204])
-    spec = block.to_spec("web", {"attempts": 5, "channels": ["ops"], "timeout": "3s"})
-    assert (spec.name, spec.attempts, spec.channels, spec.timeout, spec.expect_status) == ("web", 5, ["ops"], 3.0, [200, 204])
+    block = ServiceMonitor(url="https://example.com/health", attempts=2, expect_status=[200, 204])
+    spec = block.to_spec("web", {"attempts": 5, "channels": ["ops"], "retry_backoff": "3s", "retry_backoff_max": "9s"})
+    assert (spec.name, spec.attempts, spec.channels, spec.retry_backoff, spec.expect_status) == (
+        "web", 2, ["ops"], 3.0, [200, 204])
     assert ServiceMonitor(url="https://x.example", service_name="api").to_spec("doc").name == "api"
+    assert ServiceMonitor(url="https://x.example", channels=["team"]).to_spec("d", {"channels": ["ops"]}).channels == ["team"]
     with pytest.raises(ValidationError, match="http:// or https://"):
         ServiceMonitor(url="ftp://example.com").to_spec("bad")
 
