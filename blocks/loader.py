@@ -15,15 +15,15 @@ validate is a problem for that block alone.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
-from typing import Any
-
 from pydantic import SecretStr, ValidationError
 
 from alerting.config import _BLOCK_REF, ChannelSpec, Config, ConfigProblem, _pydantic_problems
 from blocks.monitor import ServiceMonitor
 
 MONITOR_SLUG = ServiceMonitor.get_block_type_slug()
+TAG_ENV = "ALERTING_MONITOR_TAG"  # only monitor blocks with this tag, when the flow parameter is unset
 
 
 @dataclass
@@ -154,17 +154,11 @@ def merge(config: Config, extra: BlockConfig) -> Config:
 
 
 async def with_block_monitors(config: Config, enabled: bool = True, tag: str | None = None) -> Config:
-    """The one call the monitor flow makes: the config with the monitor blocks merged in."""
+    """The one call the monitor flow makes: the config with the monitor blocks merged in.
+
+    ``tag`` None falls back to the ``ALERTING_MONITOR_TAG`` environment variable (empty: all)."""
     if not enabled:
         return config
+    tag = tag if tag is not None else (os.environ.get(TAG_ENV) or None)
     return merge(config, await load_block_config(config, tag))
 
-
-def describe(data: dict[str, Any]) -> str:
-    """A one-line, secret-free summary of a block document's data (for ``alerting blocks list``)."""
-    parts = []
-    for key, value in data.items():
-        if value in (None, [], {}, ""):
-            continue
-        parts.append(f"{key}={value}")
-    return ", ".join(parts)

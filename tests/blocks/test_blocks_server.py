@@ -164,3 +164,31 @@ def test_channel_block_as_the_notification_block_of_an_automation(prefect_server
         assert [r["title"] for r in receiver.received] == ["Run failed"]
     finally:
         automation.delete()
+
+
+def test_tag_from_the_environment_and_blocks_off(prefect_server, monkeypatch):
+    from blocks.loader import with_block_monitors
+
+    tag = f"t-{_uid()}"
+    ServiceMonitor(url="https://example.com/", tags=[tag]).save(f"env-{tag}")
+    ServiceMonitor(url="https://example.com/", tags=[tag], enabled=False).save(f"paused-{tag}")
+    config = parse_config("monitors: []\n", "m.yaml")
+    monkeypatch.setenv("ALERTING_MONITOR_TAG", tag)
+    merged = asyncio.run(with_block_monitors(config))
+    assert [m.name for m in merged.monitors] == [f"env-{tag}"] and merged.problems == []
+    assert asyncio.run(with_block_monitors(config, enabled=False)) is config
+
+
+def test_cli_list_shows_how_block_monitors_resolve(prefect_server, tmp_path):
+    tag, channel = f"t-{_uid()}", f"ch-{_uid()}"
+    AppriseChannel(url="json://127.0.0.1:9/x").save(channel)
+    ServiceMonitor(url="https://example.com/", channels=[channel, "ops"], tags=[tag]).save(f"res-{tag}")
+    ServiceMonitor(url="https://example.com/", channels=["nowhere"], tags=[tag]).save(f"bad-{tag}")
+    config = tmp_path / "monitors.yaml"
+    config.write_text("channels:\n  ops: json://127.0.0.1:9/ops\n")
+    env = {**prefect_server.env, "COLUMNS": "250"}
+    listed = subprocess.run([str(VENV_BIN / "alerting"), "blocks", "list", "-c", str(config), "--monitor-tag", tag],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 2
+    assert f"res-{tag}: GET https://example.com/ -> {channel}, ops" in listed.stdout
+    assert f"monitor 'bad-{tag}': field 'channels': undefined channel 'nowhere'" in listed.stderr
