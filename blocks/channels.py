@@ -12,14 +12,14 @@ learn that a message did not go out.
 from __future__ import annotations
 
 import asyncio
-from abc import ABC
 import logging
+from abc import ABC
 from enum import Enum
+from urllib.parse import quote, urlencode
 
-from prefect._internal.compatibility.async_dispatch import async_dispatch
+from prefect._internal.compatibility.async_dispatch import async_dispatch  # what Prefect's own blocks use
 from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator
-from urllib.parse import quote, urlencode
 
 from alerting.config import ChannelSpec
 from alerting.delivery import send

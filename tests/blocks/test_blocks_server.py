@@ -7,7 +7,6 @@ import subprocess
 import time
 import uuid
 
-import pytest
 import responses
 from pydantic import SecretStr
 
