@@ -36,6 +36,7 @@ class PrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_URL": self.ui_url,
             "ALERTING_APPRISE_PACING": "off",
+            "PREFECT_SERVER_DATABASE_TIMEOUT": "30",  # SQLite on a busy shared box: wait, do not 503
         }
         self.log = open(home / "server.log", "wb")
         self.process = subprocess.Popen(
