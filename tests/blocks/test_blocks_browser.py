@@ -25,11 +25,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def _chromium() -> str:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+    """Debian's chromium (what .ci/run installs), or the one named by CHROMIUM_PATH."""
+    chosen = os.environ.get("CHROMIUM_PATH")
+    candidates = [chosen] if chosen else ["/usr/bin/chromium", shutil.which("chromium"),
+                                          shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    for candidate in candidates:
         if candidate and os.path.exists(candidate):
             return candidate
-    pytest.skip("no Chromium found (install Debian's chromium, or set CHROMIUM_PATH); browser test skipped")
+    pytest.skip(f"no Chromium found ({chosen or 'install Debian chromium, or set CHROMIUM_PATH'}); browser test skipped")
 
 
 def _field(page, label: str):
@@ -73,6 +76,7 @@ def _submit(page, attempts: int = 3) -> None:
 @pytest.fixture
 def served_monitor(prefect_server, tmp_path):
     """``alerting serve`` running against the test server every 5 s, limited to one monitor tag."""
+    _chromium()  # skip before starting anything when there is no browser
     tag = f"ui-{uuid.uuid4().hex[:6]}"
     config = tmp_path / "monitors.yaml"
     config.write_text("monitors: []\n")

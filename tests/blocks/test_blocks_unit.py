@@ -122,3 +122,12 @@ def test_email_channel_sends_real_mail():
         controller.stop()
     assert len(got) == 1
     assert got[0]["Subject"] == "[ops] DOWN: web" and "oncall@example.com" in got[0]["To"]
+
+
+def test_outcomes_registry_survives_cloudpickle():
+    """Prefect's runner hands a served flow over cloudpickled: the hook must see the flow's outcomes."""
+    import cloudpickle
+
+    from flows.registry import OUTCOMES
+
+    assert cloudpickle.loads(cloudpickle.dumps(OUTCOMES)) is OUTCOMES
