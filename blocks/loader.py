@@ -124,8 +124,8 @@ async def load_block_config(config: Config, tag: str | None = None, client=None)
             out.problems.append(
                 ConfigProblem(
                     where,
-                    f"a monitor named {spec.name!r} is also in {config.path}; rename one "
-                    "(the YAML monitor runs, this block does not)",
+                    f"block {MONITOR_SLUG}/{doc.name} and a monitor in {config.path} are both named "
+                    f"{spec.name!r}; rename one (the YAML monitor runs, the block does not)",
                     monitor=spec.name,
                     field="service_name",
                 )

@@ -89,8 +89,8 @@ def test_conflicts_and_bad_blocks_are_reported_for_that_monitor_alone(prefect_se
     assert [(m.name, m.channels) for m in extra.monitors] == [(f"good-{tag}", ["yaml-ops"])]
     problems = sorted(str(p) for p in extra.problems)
     assert problems == sorted([
-        f"Prefect block service-monitor/dup-{tag}: monitor 'api': field 'service_name': a monitor named 'api' is "
-        "also in monitors.yaml; rename one (the YAML monitor runs, this block does not)",
+        f"Prefect block service-monitor/dup-{tag}: monitor 'api': field 'service_name': block service-monitor/dup-{tag} "
+        "and a monitor in monitors.yaml are both named 'api'; rename one (the YAML monitor runs, the block does not)",
         f"Prefect block service-monitor/broken-{tag}: monitor 'broken-{tag}': field 'url': "
         "expected an http:// or https:// URL with a host, got 'ftp://example.com/'",
         f"Prefect block service-monitor/good-{tag}: monitor 'good-{tag}': field 'channels': undefined channel "
@@ -191,3 +191,14 @@ def test_cli_list_shows_how_block_monitors_resolve(prefect_server, tmp_path):
     assert listed.returncode == 2
     assert f"res-{tag}: GET https://example.com/ -> {channel}, ops" in listed.stdout
     assert f"monitor 'bad-{tag}': field 'channels': undefined channel 'nowhere'" in listed.stderr
+
+
+def test_a_name_clash_fails_the_run_but_the_yaml_monitor_still_runs(prefect_server, receiver, target_503, tmp_path):
+    tag = f"t-{_uid()}"
+    ServiceMonitor(url=target_503.url(), service_name=f"api-{tag}", attempts=1, tags=[tag]).save(f"clash-{tag}")
+    config = tmp_path / "monitors.yaml"
+    config.write_text(f"monitors:\n  - name: api-{tag}\n    url: {receiver.url()}\n")
+    state, outcome = _run_flow(config, tag)
+    assert [(r.monitor, r.ok) for r in outcome.results] == [(f"api-{tag}", True)]
+    assert state.is_failed() and f"block service-monitor/clash-{tag} and a monitor in" in state.message
+    assert receiver.received == []
