@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alerting.cli_blocks import app as blocks_app
 from alerting.config import DEFAULT_CONFIG, Config, ConfigError, load_config
 
 app = typer.Typer(
@@ -21,12 +22,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(blocks_app, name="blocks")  # alerting blocks register | list
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-from alerting.cli_blocks import app as blocks_app  # noqa: E402
-
-app.add_typer(blocks_app, name="blocks")
 
 ConfigOption = typer.Option(DEFAULT_CONFIG, "-c", "--config", help="YAML config file.", show_default=True)
 
