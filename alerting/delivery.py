@@ -58,12 +58,14 @@ class _ThreadLogCapture(logging.Handler):
             self.lines.append(record.getMessage())
 
 
-def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
+def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage], plugin=None) -> list[DeliveryResult]:
+    """``plugin``: an Apprise service object to reuse (keeps its pacing across calls); else a new one."""
     import apprise
 
     target = redact_channel_url(channel.target.get_secret_value())
     secrets = channel_secrets(channel)
-    plugin = apprise.Apprise.instantiate(channel.target.get_secret_value(), suppress_exceptions=True)
+    if plugin is None:
+        plugin = apprise.Apprise.instantiate(channel.target.get_secret_value(), suppress_exceptions=True)
     if plugin is None:
         return [DeliveryResult(channel.name, target, m.title, False, "not a valid Apprise URL") for m in messages]
     if os.environ.get(PACING_ENV, "").lower() in ("off", "0", "false", "no"):
@@ -167,14 +169,14 @@ def _block_secrets(block):
             yield from (v for v in value if isinstance(v, SecretStr))
 
 
-def send(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
-    """Send messages to one channel, in order; never raises."""
+def send(channel: ChannelSpec, messages: list[AlertMessage], plugin=None) -> list[DeliveryResult]:
+    """Send messages to one channel, in order; never raises. ``plugin``: see ``_send_apprise``."""
     if not messages:
         return []
     try:
         if channel.kind == "block":
             return _send_block(channel, messages)
-        return _send_apprise(channel, messages)
+        return _send_apprise(channel, messages, plugin)
     except Exception as exc:  # noqa: BLE001
         reason = scrub(f"{type(exc).__name__}: {exc}", channel_secrets(channel))[:500]
         target = redact_channel_url(channel.target.get_secret_value())

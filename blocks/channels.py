@@ -57,9 +57,18 @@ class _AppriseChannel(NotificationBlock, ABC):
     def _subject(self, subject: str | None) -> str:
         return subject or ""
 
+    def _plugin(self):
+        """One Apprise service object per block instance, so Apprise's per-service pacing holds
+        across notify calls (as in Prefect's own Apprise blocks)."""
+        import apprise
+
+        if getattr(self, "_apprise_plugin", None) is None:
+            self._apprise_plugin = apprise.Apprise.instantiate(self.apprise_url(), suppress_exceptions=True)
+        return self._apprise_plugin
+
     def _deliver(self, body: str, subject: str | None) -> None:
         spec = self.channel_spec()
-        result = send(spec, [render_test(self._subject(subject), body)])[0]
+        result = send(spec, [render_test(self._subject(subject), body)], self._plugin())[0]
         if result.ok:
             return
         reason = f"{self.get_block_type_name()} '{spec.name}' ({result.target}) did not deliver: {result.error}"
