@@ -68,10 +68,10 @@ def _masked(value) -> str:
 async def _documents():
     from prefect.client.orchestration import get_client
 
-    from blocks.loader import MONITOR_SLUG
+    from blocks.loader import MONITOR_SLUG, read_all
 
     async with get_client() as client:
-        docs = await client.read_block_documents(include_secrets=False)
+        docs = await read_all(client.read_block_documents, include_secrets=False)
     channels = [
         d for d in docs
         if not d.is_anonymous and d.block_schema is not None and "notify" in (d.block_schema.capabilities or [])

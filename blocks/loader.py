@@ -23,6 +23,7 @@ from alerting.config import _BLOCK_REF, ChannelSpec, Config, ConfigProblem, _pyd
 from blocks.monitor import ServiceMonitor
 
 MONITOR_SLUG = ServiceMonitor.get_block_type_slug()
+PAGE = 200  # Prefect's default API page size
 TAG_ENV = "ALERTING_MONITOR_TAG"  # only monitor blocks with this tag, when the flow parameter is unset
 
 
@@ -39,16 +40,26 @@ def _where(document_name: str) -> str:
     return f"Prefect block {MONITOR_SLUG}/{document_name}"
 
 
-async def _read_documents(client, tag: str | None):
+async def read_all(read, *args, page: int = PAGE, **kwargs) -> list:
+    """All results of a paged Prefect client read (the API returns at most one page per call)."""
+    found: list = []
+    while True:
+        batch = await read(*args, offset=len(found), limit=page, **kwargs)
+        found.extend(batch)
+        if len(batch) < page:
+            return found
+
+
+async def _read_documents(client):
     """(monitor documents, {document name: [type slugs]} of notification blocks)."""
     from prefect.exceptions import ObjectNotFound
 
     try:
-        monitors = await client.read_block_documents_by_type(MONITOR_SLUG, include_secrets=True)
+        monitors = await read_all(client.read_block_documents_by_type, MONITOR_SLUG, include_secrets=True)
     except ObjectNotFound:
         monitors = []  # the type is not registered on this server: no monitor blocks
     notifiers: dict[str, list[str]] = {}
-    for doc in await client.read_block_documents(include_secrets=False):
+    for doc in await read_all(client.read_block_documents, include_secrets=False):
         schema = getattr(doc, "block_schema", None)
         if doc.is_anonymous or schema is None or "notify" not in (schema.capabilities or []):
             continue
@@ -99,9 +110,9 @@ async def load_block_config(config: Config, tag: str | None = None, client=None)
     try:
         if client is None:
             async with get_client() as own:
-                monitors, notifiers = await _read_documents(own, tag)
+                monitors, notifiers = await _read_documents(own)
         else:
-            monitors, notifiers = await _read_documents(client, tag)
+            monitors, notifiers = await _read_documents(client)
     except Exception as exc:  # noqa: BLE001 - the YAML monitors still run
         out.problems.append(ConfigProblem("Prefect blocks", f"cannot read monitor blocks: {type(exc).__name__}: {exc}"[:300]))
         return out

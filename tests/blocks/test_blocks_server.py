@@ -202,3 +202,21 @@ def test_a_name_clash_fails_the_run_but_the_yaml_monitor_still_runs(prefect_serv
     assert [(r.monitor, r.ok) for r in outcome.results] == [(f"api-{tag}", True)]
     assert state.is_failed() and f"block service-monitor/clash-{tag} and a monitor in" in state.message
     assert receiver.received == []
+
+
+def test_reads_every_page_of_block_documents(prefect_server):
+    from prefect.client.orchestration import get_client
+
+    from blocks.loader import read_all
+
+    for i in range(3):
+        AppriseChannel(url="json://127.0.0.1:9/x").save(f"page-{_uid()}-{i}")
+
+    async def both():
+        async with get_client() as client:
+            one_call = await client.read_block_documents(include_secrets=False)
+            paged = await read_all(client.read_block_documents, page=2, include_secrets=False)
+            return one_call, paged
+
+    one_call, paged = asyncio.run(both())
+    assert len(one_call) >= 3 and [d.id for d in paged] == [d.id for d in one_call]
