@@ -109,12 +109,14 @@ class _ThreadLogCapture(logging.Handler):
             self.lines.append(record.getMessage())
 
 
-def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
+def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage], plugin=None) -> list[DeliveryResult]:
+    """``plugin``: an Apprise service object to reuse (keeps its pacing across calls); else a new one."""
     import apprise
 
     target = redact_channel_url(channel.target.get_secret_value())
     secrets = channel_secrets(channel)
-    plugin = apprise.Apprise.instantiate(channel.target.get_secret_value(), suppress_exceptions=True)
+    if plugin is None:
+        plugin = apprise.Apprise.instantiate(channel.target.get_secret_value(), suppress_exceptions=True)
     if plugin is None:
         return [DeliveryResult(channel.name, target, m.title, False, "not a valid Apprise URL") for m in messages]
     if os.environ.get(PACING_ENV, "").lower() in ("off", "0", "false", "no"):
@@ -169,14 +171,48 @@ def _send_block(channel: ChannelSpec, messages: list[AlertMessage]) -> list[Deli
         try:
             if hasattr(block, "raise_on_failure"):
                 with block.raise_on_failure():
-                    block.notify(message.markdown, subject=message.title)
+                    _call_notify(block, message)
             else:
-                block.notify(message.markdown, subject=message.title)
+                _call_notify(block, message)
             results.append(DeliveryResult(channel.name, target, message.title, True))
         except Exception as exc:  # noqa: BLE001
-            reason = scrub(f"{type(exc).__name__}: {exc}", secrets)[:500]
+            detail = (getattr(exc, "log", None) or str(exc)).strip()  # NotificationError keeps it in .log
+            reason = scrub(f"{type(exc).__name__}: {detail or 'the block reported a failure'}", secrets)[:500]
             results.append(DeliveryResult(channel.name, target, message.title, False, reason))
     return results
+
+
+def _call_notify(block, message: AlertMessage) -> None:
+    """Sync call; a block whose notify is async only returns a coroutine: run it, never drop it."""
+    import asyncio
+    import inspect
+
+    result = block.notify(message.markdown, subject=message.title)
+    if inspect.isawaitable(result):
+        asyncio.run(_awaited(result))
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
+def with_prefect_settings(fn):
+    """Worker threads do not inherit context variables, so they would miss Prefect settings set
+    with ``temporary_settings`` (e.g. the API URL of the server ``alerting serve`` started) and
+    load blocks from the wrong API. Carry the caller's settings into the thread."""
+    try:
+        from prefect.context import SettingsContext
+    except ImportError:  # pragma: no cover
+        return fn
+    current = SettingsContext.get()
+    if current is None:
+        return fn
+
+    def run(*args):
+        with SettingsContext(profile=current.profile, settings=current.settings):
+            return fn(*args)
+
+    return run
 
 
 def _block_secrets(block):
@@ -189,14 +225,14 @@ def _block_secrets(block):
             yield from (v for v in value if isinstance(v, SecretStr))
 
 
-def send(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
-    """Send messages to one channel, in order; never raises."""
+def send(channel: ChannelSpec, messages: list[AlertMessage], plugin=None) -> list[DeliveryResult]:
+    """Send messages to one channel, in order; never raises. ``plugin``: see ``_send_apprise``."""
     if not messages:
         return []
     try:
         if channel.kind == "block":
             return _send_block(channel, messages)
-        return _send_apprise(channel, messages)
+        return _send_apprise(channel, messages, plugin)
     except Exception as exc:  # noqa: BLE001
         reason = scrub(f"{type(exc).__name__}: {exc}", channel_secrets(channel))[:500]
         target = redact_channel_url(channel.target.get_secret_value())
@@ -209,7 +245,8 @@ def deliver(plan: dict[str, tuple[ChannelSpec, list[AlertMessage]]], max_workers
         return []
     results: list[DeliveryResult] = []
     with ThreadPoolExecutor(max_workers=min(max_workers, len(plan)), thread_name_prefix="deliver") as pool:
-        for batch in pool.map(lambda item: send(*item), plan.values()):
+        sender = with_prefect_settings(send)
+        for batch in pool.map(lambda item: sender(*item), plan.values()):
             results.extend(batch)
     return results
 

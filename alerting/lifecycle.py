@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerting.config import Config
-from alerting.delivery import DeliveryResult, send_with_retry
+from alerting.delivery import DeliveryResult, send_with_retry, with_prefect_settings
 from alerting.models import CheckResult, MonitorSpec
 from alerting.policy import AlertEvent, AlertKind, MonitorState, active_window, hold_for, step
 from alerting.render import AlertMessage, render_event, render_storm, severity_of
@@ -166,7 +166,7 @@ def _deliver_rows(store: Store, config: Config, rows: list[OutboxRow], now: date
         return []
     results: list[DeliveryResult] = []
     with ThreadPoolExecutor(max_workers=min(16, len(by_channel)), thread_name_prefix="outbox") as pool:
-        for batch in pool.map(run, by_channel.values()):
+        for batch in pool.map(with_prefect_settings(run), by_channel.values()):  # block: channels
             results += batch
     return results
 

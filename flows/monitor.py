@@ -39,6 +39,7 @@ from alerting.schedule import due_monitors, host_of, in_shard, interleave_by_hos
 # A module reference, not its dict: a served run cloudpickles this module's functions by value,
 # which would give the flow and its hook two separate copies of a dict imported by name.
 import flows.registry as registry
+from blocks.loader import with_block_monitors
 
 FLOW_NAME = "service-monitor"
 BATCH_SIZE = 500
@@ -211,8 +212,13 @@ async def service_monitor(
     drill_status: int = 503,
     cycle_seconds: float | None = None,
     shard: str | None = None,
+    use_monitor_blocks: bool = True,
+    monitor_block_tag: str | None = None,
 ):
-    """Check every monitor in the config; Failed (naming the services down) or Completed."""
+    """Check every monitor in the config; Failed (naming the services down) or Completed.
+
+    Service Monitor blocks (all, or only those tagged ``monitor_block_tag``) run with the YAML
+    monitors unless ``use_monitor_blocks`` is false; see blocks/loader.py for the rules."""
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
@@ -229,6 +235,7 @@ async def service_monitor(
             f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         )
         return Failed(message=outcome.message)
+    config = await with_block_monitors(config, use_monitor_blocks, monitor_block_tag)  # blocks/loader.py
     outcome.config = config
     outcome.problems = [str(p) for p in config.problems]
     for problem in config.problems:

@@ -1,0 +1,184 @@
+"""Channel blocks: where alerts go, configured in the Prefect UI, delivered through Apprise.
+
+Both blocks are Prefect ``NotificationBlock``s, so they work wherever Prefect expects one: in the
+monitor flow (``block:<slug>/<name>`` channels), and as the block of a Prefect automation's
+"send a notification" action, which runs on the server as ``await block.notify(...)``.
+
+Failure is never silent: outside ``raise_on_failure()`` a failed send is logged (secrets scrubbed);
+inside it, ``NotificationError`` is raised, which is how the monitor flow and Prefect automations
+learn that a message did not go out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC
+from enum import Enum
+from urllib.parse import quote, urlencode
+
+from prefect._internal.compatibility.async_dispatch import async_dispatch  # what Prefect's own blocks use
+from prefect.blocks.abstract import NotificationBlock, NotificationError
+from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator
+
+from alerting.config import ChannelSpec
+from alerting.delivery import send
+from alerting.render import render_test
+
+DOCS_URL = "https://github.com/caronc/apprise/wiki"
+APPRISE_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-logo.png")
+EMAIL_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-info-128x128.png")
+
+
+def _apprise_accepts(url: str) -> bool:
+    """Whether Apprise can use ``url``; Apprise's own log line would print the URL, so mute it."""
+    import apprise
+
+    log = logging.getLogger("apprise")
+    was_disabled, log.disabled = log.disabled, True
+    try:
+        return apprise.Apprise.instantiate(url, suppress_exceptions=True) is not None
+    finally:
+        log.disabled = was_disabled
+
+
+class _AppriseChannel(NotificationBlock, ABC):
+    """Shared delivery: build one Apprise URL, send, read the result, report failure.
+
+    An ABC (like Prefect's AbstractAppriseNotificationBlock), so it is never registered as a type."""
+
+    def apprise_url(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def channel_spec(self) -> ChannelSpec:
+        name = getattr(self, "_block_document_name", None) or self.get_block_type_slug()
+        return ChannelSpec(name=name, target=SecretStr(self.apprise_url()))
+
+    def _subject(self, subject: str | None) -> str:
+        return subject or ""
+
+    def _plugin(self):
+        """One Apprise service object per block instance, so Apprise's per-service pacing holds
+        across notify calls (as in Prefect's own Apprise blocks)."""
+        import apprise
+
+        if getattr(self, "_apprise_plugin", None) is None:
+            self._apprise_plugin = apprise.Apprise.instantiate(self.apprise_url(), suppress_exceptions=True)
+        return self._apprise_plugin
+
+    def _deliver(self, body: str, subject: str | None) -> None:
+        spec = self.channel_spec()
+        result = send(spec, [render_test(self._subject(subject), body)], self._plugin())[0]
+        if result.ok:
+            return
+        reason = f"{self.get_block_type_name()} '{spec.name}' ({result.target}) did not deliver: {result.error}"
+        if self._raise_on_failure:
+            raise NotificationError(log=reason)
+        self.logger.error("%s", reason)
+
+    async def anotify(self, body: str, subject: str | None = None) -> None:
+        """Send one message; awaited by Prefect automations on the server."""
+        await asyncio.to_thread(self._deliver, body, subject)
+
+    @async_dispatch(anotify)
+    def notify(self, body: str, subject: str | None = None) -> None:  # type: ignore[override]
+        """Send one message (sync); in async code ``await block.notify(...)`` uses ``anotify``."""
+        self._deliver(body, subject)
+
+
+class AppriseChannel(_AppriseChannel):
+    """An alert channel for any service Apprise reaches: Slack, Discord, Teams, Telegram, ntfy,
+    e-mail, webhooks and 100+ more, given as one Apprise URL."""
+
+    _block_type_name = "Apprise Channel"
+    _block_type_slug = "apprise-channel"
+    _logo_url = APPRISE_LOGO
+    _documentation_url = HttpUrl(DOCS_URL)
+    _description = (
+        "Outage alerting: send alerts to any of the 100+ services Apprise knows (Slack, Discord, "
+        "Teams, Telegram, ntfy, webhooks, e-mail ...) through one Apprise URL."
+    )
+
+    url: SecretStr = Field(
+        default=...,
+        title="Apprise URL",
+        description=(
+            "Where alerts go, as an Apprise URL, e.g. slack://T000/B000/XXXX, "
+            "discord://webhook_id/webhook_token, json://host:port/path. Kept secret. "
+            f"All services: {DOCS_URL}"
+        ),
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Optional labels for finding this channel (e.g. team, severity); not sent.",
+    )
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors never echo the secret URL
+
+    @field_validator("url")
+    @classmethod
+    def _valid_apprise_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value().strip()
+        if raw and set(raw) == {"*"}:
+            return value  # an obfuscated value, read back from the API without secrets
+        if not _apprise_accepts(raw):
+            raise ValueError(f"not a valid Apprise URL (see {DOCS_URL})")
+        return SecretStr(raw)
+
+    def apprise_url(self) -> str:
+        return self.url.get_secret_value()
+
+
+class SmtpSecurity(str, Enum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    SSL = "ssl"
+
+
+class EmailChannel(_AppriseChannel):
+    """An alert channel that e-mails a list of recipients through your SMTP server."""
+
+    _block_type_name = "SMTP E-mail Channel"
+    _block_type_slug = "smtp-email-channel"
+    _logo_url = EMAIL_LOGO
+    _documentation_url = HttpUrl(DOCS_URL + "/Notify_email")
+    _description = "Outage alerting: e-mail alerts to a list of recipients through an SMTP server."
+
+    host: str = Field(default=..., description="SMTP server host name or IP, e.g. smtp.example.com.")
+    port: int = Field(default=587, ge=1, le=65535, description="SMTP port: 587 for STARTTLS, 465 for SSL, 25 plain.")
+    security: SmtpSecurity = Field(
+        default=SmtpSecurity.STARTTLS,
+        description="Connection security: starttls (upgrade after connect), ssl (TLS from the start) or none.",
+    )
+    username: str | None = Field(default=None, description="SMTP login user name; leave empty for no login.")
+    password: SecretStr | None = Field(default=None, description="SMTP login password. Kept secret.")
+    from_address: str = Field(default=..., title="From", description="Sender address, e.g. alerts@example.com.")
+    recipients: list[str] = Field(default=..., min_length=1, description="Addresses that receive the alerts.")
+    subject_prefix: str = Field(default="", description="Text put before every subject, e.g. '[ops] '.")
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        cleaned = [v.strip() for v in value if v and v.strip()]
+        bad = [v for v in cleaned if "@" not in v]
+        if bad:
+            raise ValueError(f"not an e-mail address: {', '.join(bad)}")
+        if not cleaned:
+            raise ValueError("list at least one recipient")
+        return cleaned
+
+    def apprise_url(self) -> str:
+        scheme = "mailto" if self.security is SmtpSecurity.NONE else "mailtos"
+        mode = {"none": "insecure"}.get(self.security.value, self.security.value)
+        auth = ""
+        if self.username:
+            auth = quote(self.username, safe="")
+            if self.password is not None:
+                auth += ":" + quote(self.password.get_secret_value(), safe="")
+            auth += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        query = urlencode({"mode": mode, "from": self.from_address, "to": ",".join(self.recipients)})
+        return f"{scheme}://{auth}{host}:{self.port}?{query}"
+
+    def _subject(self, subject: str | None) -> str:
+        return f"{self.subject_prefix}{subject or ''}"
