@@ -78,3 +78,17 @@ def test_served_cycle_checks_only_due_monitors(target, receiver, write_config):
     assert second.is_failed()  # slow is still DOWN: the run says so even though it was not checked
     assert "1 not due this cycle" in second.message and "still DOWN, not due for a check: slow" in second.message
     assert receiver.titles() == ["DOWN: slow"]  # one DOWN, not one per cycle
+
+
+def test_status_artifact_keeps_small_tables_whole_and_big_ones_to_what_matters():
+    from flows.monitor import artifact_rows
+
+    small = [{"monitor": f"m{i}", "status": "UP", "this_run": "ok"} for i in range(10)]
+    assert artifact_rows(small, limit=100) == (small, "")
+    big = [{"monitor": f"m{i}", "status": "UP", "this_run": "ok", "silenced_until": ""} for i in range(500)]
+    big[7]["status"] = "DOWN"
+    big[9]["this_run"] = "FAIL: HTTP 503"
+    big[11]["silenced_until"] = "2026-11-29T13:00:00+00:00"
+    rows, note = artifact_rows(big, limit=100)
+    assert [r["monitor"] for r in rows] == ["m7", "m9", "m11"]
+    assert "Showing 3 of 500 monitors" in note
