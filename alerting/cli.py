@@ -276,6 +276,9 @@ def serve(
     port: int = typer.Option(4200, "--port", help="Port of that local Prefect server (UI and API)."),
     shard: Optional[str] = typer.Option(
         None, "--shard", help="Serve only shard I of N (e.g. 1/2) of the monitors; run one serve per shard."),
+    in_process: bool = typer.Option(
+        False, "--in-process", help="Run each flow run inside this process instead of a new one per run "
+        "(~2-3 s less CPU per cycle; no process isolation or remote cancellation)."),
 ) -> None:
     """Serve the monitor flow on a schedule (Prefect deployment). Starts a local Prefect server with
     its UI when none is configured; Ctrl-C stops both."""
@@ -314,12 +317,28 @@ def serve(
     from prefect.exceptions import TerminationSignal
 
     try:
-        serve_monitor(config, seconds, name, server, shard)
+        serve_monitor(config, seconds, name, server, shard, in_process)
     except (KeyboardInterrupt, TerminationSignal):
         pass
     finally:
+        _flush_prefect_logs()
         server.stop()
         out.print("stopped")
+    if in_process:
+        # Prefect's background workers of in-process runs are not daemon threads and can hold the
+        # interpreter open after Ctrl-C; everything is flushed and stopped by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _flush_prefect_logs() -> None:
+    try:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
 
 
 from alerting import cli_state  # noqa: E402,F401 - registers status, history, silence, unsilence

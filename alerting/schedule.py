@@ -28,10 +28,17 @@ def due_monitors(
     due = []
     for spec in specs:
         last = last_checked.get(spec.name)
-        slack = min(cycle_seconds / 2, spec.interval / 2)
-        if last is None or (now - last).total_seconds() >= spec.interval - slack:
+        interval = effective_interval(spec, cycle_seconds)
+        slack = min(cycle_seconds / 2, interval / 2)
+        if last is None or (now - last).total_seconds() >= interval - slack:
             due.append(spec)
     return due
+
+
+def effective_interval(spec: MonitorSpec, cycle_seconds: float) -> float:
+    """The monitor's own ``interval`` when the config sets one (per monitor or in ``defaults``),
+    else the serve interval: ``alerting serve --interval 10s`` checks unconfigured monitors every 10 s."""
+    return spec.interval if "interval" in spec.model_fields_set else cycle_seconds
 
 
 def host_of(spec: MonitorSpec) -> str:
@@ -48,7 +55,8 @@ def interleave_by_host(specs: list[MonitorSpec]) -> list[MonitorSpec]:
 
 
 def smallest_interval(specs: list[MonitorSpec], default: float = 30.0) -> float:
-    return min((s.interval for s in specs), default=default)
+    """The serve interval when none is given: the smallest interval a monitor asks for."""
+    return min((s.interval for s in specs if "interval" in s.model_fields_set), default=default)
 
 
 def parse_shard(value: str) -> tuple[int, int]:

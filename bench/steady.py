@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--interval", type=int, default=30)
     parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--in-process", action="store_true", help="alerting serve --in-process")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="alerting-steady-"))
@@ -77,7 +78,8 @@ def main() -> None:
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ALERTING_APPRISE_PACING": "off",
            "PREFECT_LOGGING_LEVEL": "WARNING"}
     serve = subprocess.Popen(
-        [ALERTING, "serve", "-c", str(config), "--interval", f"{args.interval}s", "--name", "steady"],
+        [ALERTING, "serve", "-c", str(config), "--interval", f"{args.interval}s", "--name", "steady",
+         *(["--in-process"] if args.in_process else [])],
         env=env, stdout=open(tmp / "serve.log", "wb"), stderr=subprocess.STDOUT,
     )
     sampler = Sampler({"prefect server": server.pid, "alerting serve": serve.pid})
@@ -104,7 +106,8 @@ def main() -> None:
         stop(server)
         stop(target)
     expected = int(elapsed // args.interval) * args.monitors
-    print(f"served monitor, {args.monitors} monitors every {args.interval}s, {elapsed:.0f}s measured "
+    mode = "in-process runs" if args.in_process else "Prefect runner, a process per run"
+    print(f"served monitor ({mode}), {args.monitors} monitors every {args.interval}s, {elapsed:.0f}s measured "
           f"({runs} flow runs finished)")
     print(f"  checks done {checks:,} / due {expected:,}  ->  missed {max(0, expected - checks):,}")
     if checks:

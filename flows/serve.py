@@ -131,7 +131,8 @@ def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> No
 
 
 def serve_monitor(
-    config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None
+    config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None,
+    in_process: bool = False,
 ) -> None:
     """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C."""
     os.environ["PREFECT_API_URL"] = server.api_url
@@ -144,11 +145,23 @@ def serve_monitor(
         threading.Thread(
             target=_first_run_now, args=(f"{FLOW_NAME}/{name}", server.api_url), daemon=True
         ).start()
+        parameters = {"config_path": str(config_path.resolve()), "cycle_seconds": interval, "shard": shard}
+        description = f"Checks the monitors in {config_path.resolve()} every {interval:g}s"
+        if in_process:
+            import asyncio
+
+            from flows.inprocess import serve_in_process
+
+            asyncio.run(serve_in_process(
+                service_monitor, name=name, interval=interval, parameters=parameters,
+                description=description, tags=["outage-alerting"],
+            ))
+            return
         service_monitor.serve(
             name=name,
             interval=interval,
-            parameters={"config_path": str(config_path.resolve()), "cycle_seconds": interval, "shard": shard},
-            description=f"Checks the monitors in {config_path.resolve()} every {interval:g}s",
+            parameters=parameters,
+            description=description,
             tags=["outage-alerting"],
             print_starting_message=True,
         )

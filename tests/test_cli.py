@@ -204,7 +204,8 @@ def test_drill_unknown_monitor_exits_2(config):
 # --- serve -------------------------------------------------------------------------------------
 
 
-def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(tmp_path, target, receiver, write_config):
+@pytest.mark.parametrize("mode", [[], ["--in-process"]], ids=["prefect-runner", "in-process"])
+def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(mode, tmp_path, target, receiver, write_config):
     target.route("/api", statuses=[503])
     path = write_config(
         f"defaults: {{retry_backoff: 0, attempts: 1}}\n"
@@ -218,7 +219,7 @@ def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(tmp_path
     log = tmp_path / "serve.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen(
-            [ALERTING, "serve", "-c", str(path), "--interval", "2s", "--port", str(port)],
+            [ALERTING, "serve", "-c", str(path), "--interval", "2s", "--port", str(port), *mode],
             cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:

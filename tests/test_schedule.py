@@ -35,6 +35,14 @@ def test_a_slow_monitor_is_checked_once_per_its_interval_over_an_hour():
     assert checks == 12
 
 
+def test_monitors_without_an_interval_follow_the_serve_interval():
+    plain = MonitorSpec(name="plain", url="http://a.example/")  # no interval in the config
+    last = {"plain": NOW - timedelta(seconds=10)}
+    assert due_monitors([plain], last, NOW, 10) == [plain]
+    assert due_monitors([plain], last, NOW, 60) == []
+    assert smallest_interval([plain]) == 30 and smallest_interval([plain, spec("x", 15)]) == 15
+
+
 def test_never_checked_is_due_and_one_off_runs_check_everything():
     a = spec("a", 3600)
     assert due_monitors([a], {}, NOW, 30) == [a]
