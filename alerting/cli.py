@@ -301,6 +301,9 @@ def serve(
 
 
 from alerting import cli_state  # noqa: E402,F401 - registers status, history, silence, unsilence
+from alerting.cli_automations import automations_app  # noqa: E402
+
+app.add_typer(automations_app)
 
 
 def main() -> None:

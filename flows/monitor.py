@@ -229,6 +229,8 @@ async def service_monitor(
         specs = [spec]
         guard = simulated_outage(spec, drill_status)
         logger.warning("FIRE DRILL: %s answered with a simulated HTTP %s", spec.name, drill_status)
+    else:  # the server's automations alert some channels for this deployment's runs: docs/automations.md
+        specs = _hook_specs(config, specs)
     outcome.specs = {s.name: s for s in specs}
     batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
     with guard:
@@ -254,6 +256,16 @@ async def service_monitor(
     if all_good and len(outcome.results) == len(specs):
         return Completed(message=outcome.message)
     return Failed(message=outcome.message)
+
+
+def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
+    """``specs`` without the channels that automations (``automations.mode``) alert for this run."""
+    from prefect.runtime import deployment
+
+    from alerting.automations_config import hook_specs
+
+    name = deployment.name
+    return hook_specs(config, specs, f"{FLOW_NAME}/{name}" if name else None)
 
 
 def _record(outcome: CycleOutcome, logger) -> None:
