@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.durations import parse_duration
 from alerting.models import Duration, MonitorSpec
@@ -67,11 +67,12 @@ class AutomationsSpec(BaseModel):
             raise ValueError(f"at least {MIN_WINDOW:g}s (Prefect's minimum for a proactive trigger)")
         return seconds
 
-    @model_validator(mode="after")
-    def _late_bound(self) -> AutomationsSpec:
-        if self.late_after < MIN_WINDOW:
-            raise ValueError(f"late_after must be at least {MIN_WINDOW:g}s (Prefect's minimum for a proactive trigger)")
-        return self
+    @field_validator("late_after")
+    @classmethod
+    def _late_bound(cls, value: float) -> float:
+        if value < MIN_WINDOW:
+            raise ValueError(f"at least {MIN_WINDOW:g}s (Prefect's minimum for a proactive trigger)")
+        return value
 
     @property
     def block_ref(self) -> tuple[str, str]:
