@@ -25,11 +25,17 @@ from alerting.durations import format_duration
 TAG = "outage-alerting"
 PREFIX = "alerting: "
 RUN = "prefect.flow-run."
-FAILED = {RUN + "Failed", RUN + "Crashed"}
-COMPLETED = {RUN + "Completed"}
-FINISHED = {RUN + "Completed", RUN + "Failed"}
+# Our own events, emitted by every run of a deployment (announce_run). Prefect's own state events of
+# scheduler-created runs are held up to 15 min by the server's triggers service (their first event
+# follows a Scheduled event the scheduler never emits), so the automations listen to these instead.
+RUN_COMPLETED = "alerting.monitor.run.completed"
+RUN_FAILED = "alerting.monitor.run.failed"
+FAILED = {RUN_FAILED}
+COMPLETED = {RUN_COMPLETED}
+FINISHED = {RUN_COMPLETED, RUN_FAILED}
 STARTED = {RUN + s for s in ("Pending", "Running", "Completed", "Failed", "Crashed", "Cancelling", "Cancelled")}
 PER_DEPLOYMENT = {"related:deployment:prefect.resource.id"}
+EPISODE = timedelta(days=30)  # how long an "after" event waits for its "expect" (e.g. an outage's end)
 RUN_LINK = "{% set link = flow_run|ui_url %}{% if link %}\nFlow run: {{ link }}{% endif %}"
 
 
@@ -83,7 +89,7 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
     def reactive(after: set[str], expect: set[str]):
         return EventTrigger(
             match={"prefect.resource.id": RUN + "*"}, match_related=deployment_runs, after=after, expect=expect,
-            for_each=PER_DEPLOYMENT, posture=Posture.Reactive, threshold=1, within=timedelta(0),
+            for_each=PER_DEPLOYMENT, posture=Posture.Reactive, threshold=1, within=EPISODE,
         )
 
     out = []
@@ -92,9 +98,9 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
             "run failed",
             "A run of the monitor ended Failed or Crashed (first failing run after a Completed one).",
             reactive(COMPLETED, FAILED),
-            f"DOWN: {dep} run {{{{ flow_run.name }}}} {{{{ flow_run.state.name }}}}",
-            "{{ flow_run.state.message }}\n\n"
-            f"Deployment: {dep}\nRun: {{{{ flow_run.name }}}} ended {{{{ flow_run.state.name }}}}" + RUN_LINK
+            f"DOWN: {dep} run {{{{ flow_run.name }}}} Failed",
+            "{{ event.payload.message }}\n\n"
+            f"Deployment: {dep}\nRun: {{{{ flow_run.name }}}} ended Failed" + RUN_LINK
             + "\n\nSent by the Prefect server; a RESOLVED follows when a run completes again.",
         ))
         out.append(automation(
@@ -102,7 +108,7 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
             "A run of the monitor Completed after a Failed or Crashed one.",
             reactive(FAILED, COMPLETED),
             f"RESOLVED: {dep} runs complete again",
-            "{{ flow_run.state.message }}\n\n"
+            "{{ event.payload.message }}\n\n"
             f"Deployment: {dep}\nRun: {{{{ flow_run.name }}}} Completed" + RUN_LINK,
         ))
     out.append(automation(
@@ -116,7 +122,7 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
         f"No run of {dep} has finished for {format_duration(window)}; it should run every "
         f"{format_duration(target.interval)}. The monitor process may be dead, hung, or unable to reach "
         "the Prefect server, so nobody is alerted about your services until it runs again.\n\n"
-        "Last finished run: {{ flow_run.name }} ({{ flow_run.state.name }})\n"
+        "Last finished run: {{ flow_run.name }} ({{ event.payload.state }}, {{ event.occurred }})\n"
         f"Deployment: {target.deployment_url}",
     ))
     if watcher_id is not None:
@@ -127,11 +133,11 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
                 match={"prefect.resource.id": [f"prefect.automation.{watcher_id}", RUN + "*"]},
                 match_related={"prefect.resource.id": [f"prefect.deployment.{target.deployment_id}", "prefect.event.*"]},
                 after={"prefect.automation.triggered"}, expect=FINISHED,
-                posture=Posture.Reactive, threshold=1, within=timedelta(0),
+                posture=Posture.Reactive, threshold=1, within=EPISODE,
             ),
             f"RESOLVED: monitor is running again ({dep})",
-            f"{dep} is running again: run {{{{ flow_run.name }}}} ended {{{{ flow_run.state.name }}}}.\n\n"
-            "{{ flow_run.state.message }}" + RUN_LINK,
+            f"{dep} is running again: run {{{{ flow_run.name }}}} ended {{{{ event.payload.state }}}}.\n\n"
+            "{{ event.payload.message }}" + RUN_LINK,
         ))
     out.append(automation(
         "run late",
@@ -147,6 +153,28 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
         "Run: {{ flow_run.name }}, scheduled for {{ flow_run.expected_start_time }}" + RUN_LINK,
     ))
     return out
+
+
+def announce_run(ok: bool, message: str) -> None:
+    """In a run of a deployment: emit the event the automations listen to. Never raises."""
+    import logging
+
+    from prefect.events import emit_event
+    from prefect.runtime import deployment, flow_run
+
+    try:
+        if not deployment.id:
+            return  # ad hoc runs (alerting run, drills) are not watched
+        name = f"{flow_run.flow_name}/{deployment.name}"
+        emit_event(
+            event=RUN_COMPLETED if ok else RUN_FAILED,
+            resource={"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.name": flow_run.name},
+            related=[{"prefect.resource.id": f"prefect.deployment.{deployment.id}", "prefect.resource.role": "deployment",
+                      "prefect.resource.name": deployment.name}],
+            payload={"state": "Completed" if ok else "Failed", "message": message[:2000], "deployment": name},
+        )
+    except Exception as exc:  # noqa: BLE001 - an alerting side channel must never fail the run
+        logging.getLogger(__name__).warning("Could not emit the run event for automations: %s", exc)
 
 
 # --- talking to the server ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec, utcnow
 from alerting.render import cycle_message, render_down
+from flows.automations import announce_run
 # A module reference, not its dict: a served run cloudpickles this module's functions by value,
 # which would give the flow and its hook two separate copies of a dict imported by name.
 import flows.registry as registry
@@ -214,6 +215,7 @@ async def service_monitor(
         outcome.message = f"config unusable: {exc.problems[0]}" + (
             f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         )
+        announce_run(False, outcome.message)
         return Failed(message=outcome.message)
     outcome.config = config
     outcome.problems = [str(p) for p in config.problems]
@@ -253,9 +255,10 @@ async def service_monitor(
     await _publish_table(outcome)
     if drill_monitor is not None:
         outcome.message = f"[DRILL] {outcome.message}"
-    if all_good and len(outcome.results) == len(specs):
-        return Completed(message=outcome.message)
-    return Failed(message=outcome.message)
+    ok = all_good and len(outcome.results) == len(specs)
+    if drill_monitor is None:
+        announce_run(ok, outcome.message)  # the server's automations listen (docs/automations.md)
+    return Completed(message=outcome.message) if ok else Failed(message=outcome.message)
 
 
 def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
