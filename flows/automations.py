@@ -30,10 +30,10 @@ RUN = "prefect.flow-run."
 # follows a Scheduled event the scheduler never emits), so the automations listen to these instead.
 RUN_COMPLETED = "alerting.monitor.run.completed"
 RUN_FAILED = "alerting.monitor.run.failed"
+RUN_LATE = "alerting.monitor.run.late"  # a run started more than automations.late_after after its schedule
 FAILED = {RUN_FAILED}
 COMPLETED = {RUN_COMPLETED}
 FINISHED = {RUN_COMPLETED, RUN_FAILED}
-STARTED = {RUN + s for s in ("Pending", "Running", "Completed", "Failed", "Crashed", "Cancelling", "Cancelled")}
 PER_DEPLOYMENT = {"related:deployment:prefect.resource.id"}
 EPISODE = timedelta(days=30)  # how long an "after" event waits for its "expect" (e.g. an outage's end)
 RUN_LINK = "{% set link = flow_run|ui_url %}{% if link %}\nFlow run: {{ link }}{% endif %}"
@@ -141,16 +141,17 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
         ))
     out.append(automation(
         "run late",
-        f"A scheduled run of the monitor is still Late {format_duration(spec.late_after)} after Prefect marked it Late.",
+        f"A run of the monitor started more than {format_duration(spec.late_after)} after its scheduled time "
+        "(at most one alert per that long).",
         EventTrigger(
-            match={"prefect.resource.id": RUN + "*"}, match_related=deployment_runs, after={RUN + "Late"},
-            expect=STARTED, for_each=PER_DEPLOYMENT, posture=Posture.Proactive, threshold=1,
-            within=timedelta(seconds=spec.late_after),
+            match={"prefect.resource.id": RUN + "*"}, match_related=deployment_runs, expect={RUN_LATE},
+            for_each=PER_DEPLOYMENT, posture=Posture.Reactive, threshold=1, within=timedelta(seconds=spec.late_after),
         ),
-        f"LATE: {dep} run has not started",
-        f"A scheduled run of {dep} has been Late for {format_duration(spec.late_after)} (Prefect marks a run Late "
-        "shortly after its scheduled time) and no run has started since. Is the monitor process running?\n\n"
-        "Run: {{ flow_run.name }}, scheduled for {{ flow_run.expected_start_time }}" + RUN_LINK,
+        f"LATE: {dep} run started {{{{ event.payload.late }}}} late",
+        f"Run {{{{ flow_run.name }}}} of {dep} was scheduled for {{{{ event.payload.scheduled }}}} and started "
+        f"{{{{ event.payload.late }}}} late (the bound is {format_duration(spec.late_after)}). The monitor is running "
+        "behind: too many monitors per run, a slow Prefect server, or the process was stopped for a while."
+        + RUN_LINK,
     ))
     return out
 
@@ -175,6 +176,34 @@ def announce_run(ok: bool, message: str) -> None:
         )
     except Exception as exc:  # noqa: BLE001 - an alerting side channel must never fail the run
         logging.getLogger(__name__).warning("Could not emit the run event for automations: %s", exc)
+
+
+def announce_late(spec: AutomationsSpec | None) -> None:
+    """At the start of a deployment run: emit RUN_LATE when it started more than ``late_after`` after its
+    scheduled time (Prefect's own Late event is held like its other state events). Never raises."""
+    import logging
+
+    from prefect.events import emit_event
+    from prefect.runtime import deployment, flow_run
+
+    try:
+        scheduled = flow_run.scheduled_start_time
+        if spec is None or not deployment.id or scheduled is None:
+            return
+        from alerting.models import utcnow
+
+        late = (utcnow() - scheduled).total_seconds()
+        if late <= spec.late_after:
+            return
+        emit_event(
+            event=RUN_LATE,
+            resource={"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.name": flow_run.name},
+            related=[{"prefect.resource.id": f"prefect.deployment.{deployment.id}", "prefect.resource.role": "deployment",
+                      "prefect.resource.name": deployment.name}],
+            payload={"late": format_duration(late), "scheduled": scheduled.strftime("%Y-%m-%d %H:%M:%S UTC")},
+        )
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger(__name__).warning("Could not emit the late-run event for automations: %s", exc)
 
 
 # --- talking to the server ----------------------------------------------------------------------

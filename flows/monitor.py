@@ -34,7 +34,7 @@ from alerting.config import Config, ConfigError, load_config
 from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec, utcnow
 from alerting.render import cycle_message, render_down
-from flows.automations import announce_run
+from flows.automations import announce_late, announce_run
 # A module reference, not its dict: a served run cloudpickles this module's functions by value,
 # which would give the flow and its hook two separate copies of a dict imported by name.
 import flows.registry as registry
@@ -233,6 +233,7 @@ async def service_monitor(
         logger.warning("FIRE DRILL: %s answered with a simulated HTTP %s", spec.name, drill_status)
     else:  # the server's automations alert some channels for this deployment's runs: docs/automations.md
         specs = _hook_specs(config, specs)
+        announce_late(config.automations)
     outcome.specs = {s.name: s for s in specs}
     batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
     with guard:

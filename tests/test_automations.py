@@ -327,8 +327,11 @@ automations:
         restarted = time.monotonic()
         again = _wait(lambda: server_titles("RESOLVED: monitor is running again"), 120, "the watcher's resolve", log)
         print(f"restart -> 'running again': {time.monotonic() - restarted:.1f}s")
+        late = _wait(lambda: server_titles(f"LATE: {dep} run started"), 60, "the late-run alert", log)
+        assert "late (the bound is 10s)" in late[0]["message"]
         assert dep in again[0]["title"]
     finally:
         _kill(serving)
     everything = json.dumps(receiver.messages)
     assert CANARY not in everything
+
