@@ -32,7 +32,7 @@ def apply_cmd(config: Path = ConfigOption) -> None:
     """Create or update this config's automations on the Prefect server (PREFECT_API_URL).
     Idempotent: a second apply changes nothing. Exit 0, or 2 on bad input or an unusable server."""
     from alerting.durations import format_duration, parse_duration
-    from flows.automations import apply
+    from flows.automations_api import apply
 
     cfg = _load(config)
     bad = [p for p in cfg.problems if (p.field or "").startswith("automations")]
@@ -67,7 +67,8 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The automations this toolkit made on the Prefect server (others are never shown or touched)."""
-    from flows.automations import describe, list_ours
+    from flows.automations import describe
+    from flows.automations_api import list_ours
 
     try:
         found = list_ours(deployment)
@@ -92,7 +93,7 @@ def delete_cmd(
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Only those for <flow>/<deployment>."),
 ) -> None:
     """Delete the automations this toolkit made (all, or one deployment's); nothing else is touched."""
-    from flows.automations import delete_ours
+    from flows.automations_api import delete_ours
 
     try:
         names = delete_ours(deployment)
