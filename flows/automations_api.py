@@ -159,3 +159,18 @@ def delete_ours(deployment: str | None = None) -> list[str]:
         for automation in doomed:
             _call(f"deleting {automation.name!r}", client.delete_automation, automation.id)
     return [a.name for a in doomed]
+
+
+def covers_runs(deployment: str) -> bool:
+    """Is our enabled ``run failed`` automation for ``deployment`` on the server? Asked by each run
+    before its hooks leave a channel to the server (mode both/automation): an unapplied config, or
+    an unreachable server, never silences a channel. Never raises."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            found = client.read_automations_by_name(automation_name(deployment, "run failed"))
+        return any(a.enabled and TAG in (a.tags or []) for a in found)
+    except Exception:  # noqa: BLE001 - in doubt, the hooks alert every channel
+        return False
+

@@ -232,7 +232,7 @@ async def service_monitor(
         guard = simulated_outage(spec, drill_status)
         logger.warning("FIRE DRILL: %s answered with a simulated HTTP %s", spec.name, drill_status)
     else:  # the server's automations alert some channels for this deployment's runs: docs/automations.md
-        specs = _hook_specs(config, specs)
+        specs = await asyncio.to_thread(_hook_specs, config, specs)
         announce_late(config.automations)
     outcome.specs = {s.name: s for s in specs}
     batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
@@ -268,8 +268,12 @@ def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
 
     from alerting.automations_config import hook_specs
 
-    name = deployment.name
-    return hook_specs(config, specs, f"{FLOW_NAME}/{name}" if name else None)
+    watched = f"{FLOW_NAME}/{deployment.name}" if deployment.name else None
+    if watched is None or config.automations is None or not config.automations.server_alerts_runs:
+        return specs
+    from flows.automations_api import covers_runs
+
+    return hook_specs(config, specs, watched if covers_runs(watched) else None)  # not applied: hooks alert all
 
 
 def _record(outcome: CycleOutcome, logger) -> None:

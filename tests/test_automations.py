@@ -95,6 +95,15 @@ def make_block(api: str, name: str, url: str) -> None:
         block.save(name, overwrite=True)
 
 
+def covered(api: str, deployment: str) -> bool:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.automations_api import covers_runs
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        return covers_runs(deployment)
+
+
 def write(tmp_path: Path, text: str, name: str = "monitors.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -190,6 +199,7 @@ def test_apply_is_idempotent_and_list_delete_touch_only_ours(server, tmp_path):
     make_block(server, "idem-hook", f"http://127.0.0.1:9/{CANARY}")
     text = "automations: {block: 'block:custom-webhook/idem-hook', deployment: service-monitor/idem, stale_after: 3x}\n"
     config = write(tmp_path, text)
+    assert not covered(server, "service-monitor/idem")  # not applied yet: the hooks alert every channel
     first = run(server, "automations", "apply", "-c", str(config))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "runs every 20s (deployment schedule); 'not running' after 1m" in first.stdout
@@ -198,12 +208,14 @@ def test_apply_is_idempotent_and_list_delete_touch_only_ours(server, tmp_path):
     second = run(server, "automations", "apply", "-c", str(config))
     assert second.returncode == 0 and set(changes(second).values()) == {"unchanged"}, second.stdout
     assert changes(second).keys() == made.keys()
+    assert covered(server, "service-monitor/idem")  # applied: with mode both the hook leaves the block alone
     assert CANARY not in first.stdout + first.stderr + second.stdout + second.stderr
 
     changed = run(server, "automations", "apply", "-c", str(write(tmp_path, text.replace("3x", "4x"))))
     assert changes(changed)["alerting: service-monitor/idem: monitor not running"] == "updated"
     hook_only = run(server, "automations", "apply", "-c", str(write(tmp_path, text.replace("}", ", mode: hook}"))))
     assert changes(hook_only)["alerting: service-monitor/idem: run failed"] == "deleted"
+    assert not covered(server, "service-monitor/idem")
 
     with client_for(server) as client:  # someone else's automation, and one with our name but not our tag
         for name in ("someone else's", "alerting: service-monitor/idem: run failed"):
