@@ -8,33 +8,43 @@ Every failure becomes one ``AutomationsError`` line without secrets (block docum
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from uuid import UUID
 
 from alerting.automations_config import AutomationsSpec
 from flows.automations import PREFIX, TAG, AutomationsError, Report, Target, automation_name, build
 
+LOCAL_API = "http://127.0.0.1:4200/api"  # where `alerting serve` starts its server when none is configured
+
+
 def api_url() -> str:
-    """The configured Prefect API, checked to answer; AutomationsError otherwise."""
+    """The configured Prefect API (else the local one `alerting serve` starts), checked to answer;
+    AutomationsError otherwise."""
     from prefect.settings import PREFECT_API_URL
 
     from flows.serve import api_healthy
 
     url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if not url:
+        if api_healthy(LOCAL_API, timeout=2.0):
+            return LOCAL_API
         raise AutomationsError(
-            "no Prefect API configured: set PREFECT_API_URL to the server that runs the monitor "
-            "(automations live on a Prefect server, e.g. http://127.0.0.1:4200/api)"
+            "no Prefect API configured and none answers at http://127.0.0.1:4200: set PREFECT_API_URL to "
+            "the server that runs the monitor (automations live on a Prefect server)"
         )
     if not api_healthy(url, timeout=3.0):
         raise AutomationsError(f"the Prefect API at {url} does not answer (PREFECT_API_URL); is the server running?")
     return url.rstrip("/")
 
 
+@contextmanager
 def _client():
+    """A sync Prefect client for the checked API."""
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    api_url()
-    return get_client(sync_client=True)
+    with temporary_settings(updates={PREFECT_API_URL: api_url()}), get_client(sync_client=True) as client:
+        yield client
 
 
 def _call(what: str, fn, *args, **kwargs):
@@ -53,7 +63,7 @@ def _call(what: str, fn, *args, **kwargs):
 
 def find_target(client, spec: AutomationsSpec, fallback_interval: float, config_file: str) -> Target:
     from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_UI_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
     try:
         deployment = _call("reading the deployment", client.read_deployment_by_name, spec.deployment)
@@ -78,7 +88,7 @@ def find_target(client, spec: AutomationsSpec, fallback_interval: float, config_
             interval = value.total_seconds()
     if interval is None:
         interval, source = fallback_interval, "config defaults.interval (the deployment has no interval schedule)"
-    api = api_url()
+    api = (PREFECT_API_URL.value() or "").rstrip("/")
     ui = (PREFECT_UI_URL.value() or api.removesuffix("/api")).rstrip("/")
     return Target(spec.deployment, deployment.id, interval, source, block.id, ui)
 
