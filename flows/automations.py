@@ -97,7 +97,7 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
     if spec.server_alerts_runs:
         out.append(automation(
             "run failed",
-            "A run of the monitor ended Failed or Crashed (first failing run after a Completed one).",
+            "A run of the monitor ended Failed (the first failing run after a Completed one).",
             reactive(COMPLETED, FAILED),
             f"DOWN: {dep} run {{{{ flow_run.name }}}} Failed",
             "{{ event.payload.message }}\n\n"
@@ -106,7 +106,7 @@ def build(spec: AutomationsSpec, target: Target, watcher_id: UUID | None = None)
         ))
         out.append(automation(
             "run completed again",
-            "A run of the monitor Completed after a Failed or Crashed one.",
+            "A run of the monitor Completed after a Failed one.",
             reactive(FAILED, COMPLETED),
             f"RESOLVED: {dep} runs complete again",
             "{{ event.payload.message }}\n\n"
