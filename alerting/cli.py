@@ -235,6 +235,9 @@ def validate(config: Path = ConfigOption) -> None:
         headers = f" (+{len(spec.headers)} header{'s' if len(spec.headers) != 1 else ''})" if spec.headers else ""
         out.print(f"  {spec.name}: {spec.method} {redact_target_url(spec.url)}{headers} "
                   f"every {spec.interval:g}s, {spec.attempts} attempts, timeout {spec.timeout:g}s -> {channels}")
+    if cfg.automations is not None:
+        a = cfg.automations
+        out.print(f"  automations: mode {a.mode}, {a.deployment} through {a.block} (alerting automations apply)")
     raise typer.Exit(0)
 
 
@@ -342,6 +345,9 @@ def _flush_prefect_logs() -> None:
 
 
 from alerting import cli_state  # noqa: E402,F401 - registers status, history, silence, unsilence
+from alerting.cli_automations import automations_app  # noqa: E402
+
+app.add_typer(automations_app)
 
 
 def main() -> None:

@@ -88,6 +88,7 @@ class Config:
     fallback_channel: str | None = None
     fallback_after: int = 3  # failed delivery attempts before the fallback channel gets a copy
     history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)
+    automations: Any = None  # alerting.automations_config.AutomationsSpec (docs/automations.md)
 
     def resolved_state_url(self) -> str:
         """The store URL: ``state_url`` as given, else ``sqlite:///<config dir>/.alerting/state.db``."""
@@ -118,6 +119,7 @@ class _FileShape(BaseModel):
     fallback_channel: str | None = None
     fallback_after: int = Field(default=3, ge=1, le=1000)
     history_retention: Any = Field(default=35 * 86400.0, validate_default=True)
+    automations: dict[str, Any] | None = None  # validated by _parse_automations
 
     @field_validator("history_retention")
     @classmethod
@@ -272,6 +274,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
                                field="fallback_channel")]
             )
         config.fallback_channel = shape.fallback_channel
+    config.automations = _parse_automations(shape.automations, file, environ, config.problems)
 
     # monitors: each validated alone
     seen: set[str] = set()
@@ -313,6 +316,25 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
             spec = spec.model_copy(update={"channels": [c for c in spec.channels if c not in unknown]})
         config.monitors.append(spec)
     return config
+
+
+def _parse_automations(raw: dict[str, Any] | None, file: str, environ: dict[str, str], problems: list):
+    """The ``automations:`` section, or None. A bad one is a problem, not fatal: monitors keep running
+    and their hooks alert every channel (the safe side)."""
+    from alerting.automations_config import AutomationsSpec
+
+    if raw is None:
+        return None
+    try:
+        return AutomationsSpec.model_validate(_expand(raw, "automations", environ))
+    except _Unset as unset:
+        problems.append(ConfigProblem(file, f"environment variable {unset.var} is not set", field=unset.path))
+    except ValidationError as exc:
+        problems.extend(
+            ConfigProblem(p.file, p.message, field="automations" + (f".{p.field}" if p.field else ""))
+            for p in _pydantic_problems(exc, file)
+        )
+    return None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:

@@ -36,6 +36,7 @@ from alerting.delivery import DeliveryResult, deliver
 from alerting.models import CheckResult, MonitorSpec, utcnow
 from alerting.render import cycle_message, render_down
 from alerting.schedule import due_monitors, host_of, in_shard, interleave_by_host, parse_shard
+from flows.automations import announce_late, announce_run
 # A module reference, not its dict: a served run cloudpickles this module's functions by value,
 # which would give the flow and its hook two separate copies of a dict imported by name.
 import flows.registry as registry
@@ -235,6 +236,7 @@ async def service_monitor(
         outcome.message = f"config unusable: {exc.problems[0]}" + (
             f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         )
+        announce_run(False, outcome.message)
         return Failed(message=outcome.message)
     config = await with_block_monitors(config, use_monitor_blocks, monitor_block_tag)  # blocks/loader.py
     outcome.config = config
@@ -251,6 +253,9 @@ async def service_monitor(
         specs = [spec]
         guard = simulated_outage(spec, drill_status)
         logger.warning("FIRE DRILL: %s answered with a simulated HTTP %s", spec.name, drill_status)
+    else:  # the server's automations alert some channels for this deployment's runs: docs/automations.md
+        specs = await asyncio.to_thread(_hook_specs, config, specs)
+        announce_late(config.automations)
     if shard and drill_monitor is None:
         part = parse_shard(shard)
         specs = [s for s in specs if in_shard(s, part)]
@@ -281,9 +286,24 @@ async def service_monitor(
     await _publish_table(outcome)
     if drill_monitor is not None:
         outcome.message = f"[DRILL] {outcome.message}"
-    if all_good and len(outcome.results) == len(specs):
-        return Completed(message=outcome.message)
-    return Failed(message=outcome.message)
+    ok = all_good and len(outcome.results) == len(specs)
+    if drill_monitor is None:
+        announce_run(ok, outcome.message)  # the server's automations listen (docs/automations.md)
+    return Completed(message=outcome.message) if ok else Failed(message=outcome.message)
+
+
+def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
+    """``specs`` without the channels that automations (``automations.mode``) alert for this run."""
+    from prefect.runtime import deployment
+
+    from alerting.automations_config import hook_specs
+
+    watched = f"{FLOW_NAME}/{deployment.name}" if deployment.name else None
+    if watched is None or config.automations is None or not config.automations.server_alerts_runs:
+        return specs
+    from flows.automations_api import covers_runs
+
+    return hook_specs(config, specs, watched if covers_runs(watched) else None)  # not applied: hooks alert all
 
 
 def _due_this_cycle(config: Config, specs: list[MonitorSpec], cycle_seconds: float, logger):
