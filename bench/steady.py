@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_seconds, dir_bytes, process_tree, rss_mb, start_prefect_server, start_target, stop, write_config  # noqa: E402
+from common import cpu_seconds, process_tree, rss_mb, start_prefect_server, start_target, stop, write_config  # noqa: E402
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
@@ -50,6 +50,21 @@ def checks_in_store(db: Path) -> tuple[int, int]:
         rows = conn.execute("select count(*) from check_history").fetchone()[0]
         monitors = conn.execute("select count(*) from monitor_state").fetchone()[0]
     return rows, monitors
+
+
+def db_bytes(*paths: Path) -> int:
+    """Bytes used by SQLite databases, after checkpointing their write-ahead logs into them (a WAL
+    file is a journal that gets recycled, not growth)."""
+    total = 0
+    for path in paths:
+        if not path.exists():
+            continue
+        with sqlite3.connect(path, timeout=30) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            used = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        total += used * page_size
+    return total
 
 
 def finished_runs(api: str) -> int:
@@ -92,14 +107,15 @@ def main() -> None:
             time.sleep(1)
         runs0, cpu_srv0, cpu_mon0 = finished_runs(api), tree_cpu(server.pid), tree_cpu(serve.pid)
         store0 = checks_in_store(store_db)[0]
-        bytes0 = dir_bytes(tmp / "prefect") + dir_bytes(tmp / ".alerting")
+        dbs = (tmp / "prefect" / "prefect.db", store_db)
+        bytes0 = db_bytes(*dbs)
         start = time.monotonic()
         time.sleep(args.cycles * args.interval)
         elapsed = time.monotonic() - start
         runs = finished_runs(api) - runs0
         cpu_srv, cpu_mon = tree_cpu(server.pid) - cpu_srv0, tree_cpu(serve.pid) - cpu_mon0
         checks = checks_in_store(store_db)[0] - store0
-        grown = dir_bytes(tmp / "prefect") + dir_bytes(tmp / ".alerting") - bytes0
+        grown = db_bytes(*dbs) - bytes0
     finally:
         sampler.running = False
         stop(serve)

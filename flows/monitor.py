@@ -226,7 +226,7 @@ async def service_monitor(
     logger = get_run_logger()
     run_id = str(flow_run.id)
     outcome = CycleOutcome(config_path=config_path, drill=drill_monitor is not None)
-    registry.OUTCOMES[run_id] = outcome
+    registry.remember(run_id, outcome)
     outcome.run_url = _run_url(flow_run.id)
     try:
         config = load_config(config_path)

@@ -28,3 +28,13 @@ def shared_outcomes() -> dict[str, Any]:
 
 
 OUTCOMES: dict[str, Any] = shared_outcomes()
+
+
+KEEP = 4  # outcomes kept per process: a served process runs flow after flow and must not grow
+
+
+def remember(run_id: str, outcome: Any) -> None:
+    """Record a run's outcome, forgetting the oldest beyond ``KEEP`` (dicts keep insertion order)."""
+    OUTCOMES[run_id] = outcome
+    while len(OUTCOMES) > KEEP:
+        OUTCOMES.pop(next(iter(OUTCOMES)))

@@ -100,3 +100,12 @@ def test_status_artifact_keeps_small_tables_whole_and_big_ones_to_what_matters()
     rows, note = artifact_rows(big, limit=100)
     assert [r["monitor"] for r in rows] == ["m7", "m9", "m11"]
     assert "Showing 3 of 500 monitors" in note
+
+
+def test_a_served_process_keeps_only_the_last_few_outcomes():
+    import flows.registry as registry
+
+    for i in range(registry.KEEP + 10):
+        registry.remember(f"run-{i}", object())
+    assert len(registry.OUTCOMES) == registry.KEEP
+    assert f"run-{registry.KEEP + 9}" in registry.OUTCOMES and "run-0" not in registry.OUTCOMES
