@@ -182,13 +182,17 @@ def _late_note(row: OutboxRow, now: datetime, markdown: bool) -> str:
 UPTIME_WINDOWS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
-def status_rows(store: Store, config: Config, now: datetime) -> list[dict]:
-    """One row per configured monitor: status, since, uptime, latency, last error, hold."""
+def status_rows(store: Store, config: Config, now: datetime, names: list[str] | None = None) -> list[dict]:
+    """One row per configured monitor (or only those in ``names``): status, since, uptime, latency,
+    last error, hold."""
     states = store.states()
-    uptime = store.uptime(now, UPTIME_WINDOWS)
-    latencies = store.latency_percentiles(now, UPTIME_WINDOWS["24h"])
+    uptime = store.uptime(now, UPTIME_WINDOWS, names)
+    latencies = store.latency_percentiles(now, UPTIME_WINDOWS["24h"], names=names)
     rows = []
+    wanted = None if names is None else set(names)
     for spec in config.monitors:
+        if wanted is not None and spec.name not in wanted:
+            continue
         state = states.get(spec.name) or MonitorState(spec.name)
         window = active_window(list(spec.maintenance) + list(config.maintenance), now)
         p50, p95 = latencies.get(spec.name, [None, None])

@@ -283,7 +283,9 @@ class Store:
         with self.engine.connect() as conn:
             return {r.monitor: _state_from_row(r) for r in conn.execute(select(monitor_state))}
 
-    def uptime(self, now: datetime, windows: dict[str, timedelta]) -> dict[str, dict[str, float | None]]:
+    def uptime(
+        self, now: datetime, windows: dict[str, timedelta], names: list[str] | None = None
+    ) -> dict[str, dict[str, float | None]]:
         """monitor -> {window label: percent up or None}, from the hourly rollup (hour-aligned windows:
         the current hour counts, so "24h" covers the last 23 to 24 hours)."""
         current = int(now.timestamp()) // 3600
@@ -299,6 +301,8 @@ class Store:
             .where(check_rollup.c.hour > longest)
             .group_by(monitor_state.c.monitor)
         )
+        if names is not None:
+            query = query.where(monitor_state.c.monitor.in_(names))
         out: dict[str, dict[str, float | None]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query):
@@ -309,7 +313,9 @@ class Store:
                 }
         return out
 
-    def latency_percentiles(self, now: datetime, span: timedelta, qs=(50, 95)) -> dict[str, list[float | None]]:
+    def latency_percentiles(
+        self, now: datetime, span: timedelta, qs=(50, 95), names: list[str] | None = None
+    ) -> dict[str, list[float | None]]:
         """monitor -> [p50, p95] (ms) over the hour-aligned ``span``, merged from hourly histograms."""
         since = int(now.timestamp()) // 3600 - int(span.total_seconds()) // 3600
         query = (
@@ -317,6 +323,8 @@ class Store:
             .select_from(check_rollup.join(monitor_state, monitor_state.c.id == check_rollup.c.monitor_id))
             .where(check_rollup.c.hour > since)
         )
+        if names is not None:
+            query = query.where(monitor_state.c.monitor.in_(names))
         merged: dict[str, dict[int, int]] = {}
         with self.engine.connect() as conn:
             for name, text in conn.execute(query):

@@ -368,9 +368,16 @@ def _status_table(outcome: CycleOutcome) -> list[dict]:
     if outcome.config is not None and outcome.states and not outcome.drill:
         from alerting.lifecycle import open_store, status_rows
 
+        names = None
+        if len(outcome.config.monitors) > ARTIFACT_ROWS:  # uptime and latency only for what is shown
+            failing = {r.monitor for r in outcome.results if not r.ok}
+            names = [
+                name for name, st in outcome.states.items()
+                if name in failing or st.status.value != "UP" or st.flapping or st.silenced_until is not None
+            ][:ARTIFACT_ROWS]
         store = open_store(outcome.config)
         try:
-            rows = status_rows(store, outcome.config, utcnow())
+            rows = status_rows(store, outcome.config, utcnow(), names)
         finally:
             store.close()
         checked = {r.monitor: r for r in outcome.results}
@@ -393,13 +400,14 @@ def _status_table(outcome: CycleOutcome) -> list[dict]:
     ]
 
 
-def artifact_rows(rows: list[dict], limit: int = ARTIFACT_ROWS) -> tuple[list[dict], str]:
+def artifact_rows(rows: list[dict], limit: int = ARTIFACT_ROWS, total: int | None = None) -> tuple[list[dict], str]:
     """At most ``limit`` rows: every monitor when they fit, else the ones that are not plainly UP.
 
     A keyed artifact is stored twice per run (the artifact and its collection-updated event): a
     full table of 1,000 monitors costs ~660 KB a run, most of the Prefect database's growth.
     """
-    if len(rows) <= limit:
+    total = max(total or 0, len(rows))
+    if total <= limit:
         return rows, ""
     notable = [
         r for r in rows
@@ -407,7 +415,7 @@ def artifact_rows(rows: list[dict], limit: int = ARTIFACT_ROWS) -> tuple[list[di
         or r.get("silenced_until") or r.get("maintenance") or r.get("flapping")
     ]
     shown = notable[:limit]
-    note = (f"\n\nShowing {len(shown)} of {len(rows)} monitors (those not plainly UP); "
+    note = (f"\n\nShowing {len(shown)} of {total} monitors (those not plainly UP); "
             "`alerting status` lists them all.")
     return shown, note
 
@@ -418,7 +426,8 @@ async def _publish_table(outcome: CycleOutcome) -> None:
     except Exception as exc:  # noqa: BLE001
         get_run_logger().warning("Could not build the status table: %s", exc)
         return
-    rows, note = artifact_rows(rows)
+    total = len(outcome.config.monitors) if outcome.config is not None else len(rows)
+    rows, note = artifact_rows(rows, total=total)
     try:
         await acreate_table_artifact(
             table=rows, key="service-status", description=f"**{outcome.message}**{note}"

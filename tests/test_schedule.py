@@ -109,3 +109,21 @@ def test_a_served_process_keeps_only_the_last_few_outcomes():
         registry.remember(f"run-{i}", object())
     assert len(registry.OUTCOMES) == registry.KEEP
     assert f"run-{registry.KEEP + 9}" in registry.OUTCOMES and "run-0" not in registry.OUTCOMES
+
+
+def test_big_configs_publish_only_the_monitors_that_matter(target, write_config):
+    from flows.monitor import ARTIFACT_ROWS, _status_table, artifact_rows, run_once
+
+    n = ARTIFACT_ROWS + 20
+    for i in range(n):
+        target.route(f"/m{i}", statuses=[503] if i in (3, 77) else [200])
+    path = write_config(
+        "defaults: {attempts: 1, retry_backoff: 0, retry_backoff_max: 0}\nmonitors:\n"
+        + "".join(f"  - {{name: m{i}, url: '{target.url(f'/m{i}')}'}}\n" for i in range(n))
+    )
+    state, outcome = run_once(path)
+    assert state.is_failed() and len(outcome.results) == n
+    rows, note = artifact_rows(_status_table(outcome), total=n)
+    assert [r["monitor"] for r in rows] == ["m3", "m77"]
+    assert rows[0]["uptime_24h"] == 0.0 and rows[0]["this_run"].startswith("FAIL")
+    assert f"Showing 2 of {n} monitors" in note
