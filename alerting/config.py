@@ -176,9 +176,9 @@ def _pydantic_problems(exc: ValidationError, file: str, **where: Any) -> list[Co
 
 def _check_apprise_url(url: str) -> str | None:
     """Return a reason when Apprise cannot use this URL, else None."""
-    import apprise
+    from alerting.apprise_quiet import apprise_accepts
 
-    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+    if not apprise_accepts(url):
         return "not a valid Apprise URL (see https://github.com/caronc/apprise/wiki)"
     return None
 

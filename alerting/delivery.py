@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from alerting.apprise_quiet import instantiate_quietly
 from alerting.config import ChannelSpec
 from alerting.redact import redact_channel_url, scrub
 from alerting.render import AlertMessage
@@ -116,7 +117,7 @@ def _send_apprise(channel: ChannelSpec, messages: list[AlertMessage], plugin=Non
     target = redact_channel_url(channel.target.get_secret_value())
     secrets = channel_secrets(channel)
     if plugin is None:
-        plugin = apprise.Apprise.instantiate(channel.target.get_secret_value(), suppress_exceptions=True)
+        plugin = instantiate_quietly(channel.target.get_secret_value())
     if plugin is None:
         return [DeliveryResult(channel.name, target, m.title, False, "not a valid Apprise URL") for m in messages]
     if os.environ.get(PACING_ENV, "").lower() in ("off", "0", "false", "no"):

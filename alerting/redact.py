@@ -40,9 +40,9 @@ def redact_channel_url(url: str) -> str:
     if url.startswith("block:"):
         return url
     try:
-        import apprise
+        from alerting.apprise_quiet import instantiate_quietly
 
-        plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        plugin = instantiate_quietly(url)
         shown = plugin.url(privacy=True) if plugin is not None else None
     except Exception:  # noqa: BLE001 - redaction must never raise
         shown = None

@@ -12,7 +12,6 @@ learn that a message did not go out.
 from __future__ import annotations
 
 import asyncio
-import logging
 from abc import ABC
 from enum import Enum
 from urllib.parse import quote, urlencode
@@ -22,24 +21,13 @@ from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 from alerting.config import ChannelSpec
+from alerting.apprise_quiet import apprise_accepts, instantiate_quietly
 from alerting.delivery import send
 from alerting.render import render_test
 
 DOCS_URL = "https://github.com/caronc/apprise/wiki"
 APPRISE_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-logo.png")
 EMAIL_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-info-128x128.png")
-
-
-def _apprise_accepts(url: str) -> bool:
-    """Whether Apprise can use ``url``; Apprise's own log line would print the URL, so mute it."""
-    import apprise
-
-    log = logging.getLogger("apprise")
-    was_disabled, log.disabled = log.disabled, True
-    try:
-        return apprise.Apprise.instantiate(url, suppress_exceptions=True) is not None
-    finally:
-        log.disabled = was_disabled
 
 
 class _AppriseChannel(NotificationBlock, ABC):
@@ -60,10 +48,8 @@ class _AppriseChannel(NotificationBlock, ABC):
     def _plugin(self):
         """One Apprise service object per block instance, so Apprise's per-service pacing holds
         across notify calls (as in Prefect's own Apprise blocks)."""
-        import apprise
-
         if getattr(self, "_apprise_plugin", None) is None:
-            self._apprise_plugin = apprise.Apprise.instantiate(self.apprise_url(), suppress_exceptions=True)
+            self._apprise_plugin = instantiate_quietly(self.apprise_url())
         return self._apprise_plugin
 
     def _deliver(self, body: str, subject: str | None) -> None:
@@ -121,7 +107,7 @@ class AppriseChannel(_AppriseChannel):
         raw = value.get_secret_value().strip()
         if raw and set(raw) == {"*"}:
             return value  # an obfuscated value, read back from the API without secrets
-        if not _apprise_accepts(raw):
+        if not apprise_accepts(raw):
             raise ValueError(f"not a valid Apprise URL (see {DOCS_URL})")
         return SecretStr(raw)
 

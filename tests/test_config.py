@@ -128,3 +128,16 @@ def test_repo_starter_config_is_valid():
     cfg = load_config(Path(__file__).parent.parent / "monitors.yaml")
     assert cfg.problems == []
     assert cfg.monitors[0].name == "playstation-network"
+
+
+def test_a_bad_channel_url_is_never_logged(caplog):
+    import logging
+
+    from alerting.redact import redact_channel_url
+
+    caplog.set_level(logging.DEBUG)
+    for url in ("slack://CANARY-SECRET-1", "nosuch://CANARY-SECRET-2/x"):
+        cfg = parse_config(f"channels: {{ops: '{url}'}}\nmonitors: []\n", "m.yaml", {})
+        assert "ops" not in cfg.channels
+        assert "CANARY" not in redact_channel_url(url)
+    assert "CANARY" not in caplog.text
