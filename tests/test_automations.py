@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_prefect_server, stop_process
+from prefect_server import start_prefect_server, stop_process
 from servers import free_port
 
 ALERTING = str(Path(sys.executable).parent / "alerting")

@@ -3,7 +3,6 @@
 import socket
 import threading
 
-import pytest
 
 from alerting.check import BODY_LIMIT, build_session, check
 from alerting.models import ErrorKind, MonitorSpec

@@ -2,9 +2,7 @@
 json:// to a real local receiver, and a failing channel that does not block the others."""
 
 import json
-import re
 
-import pytest
 import responses
 from pydantic import SecretStr
 
@@ -83,7 +81,7 @@ def test_discord_payload():
     m = render_down(down_result(), SPEC)
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, DISCORD, status=204)
-        [r] = send(channel("discord", f"discord://123456789/CANARYdiscordTOKEN"), [m])
+        [r] = send(channel("discord", "discord://123456789/CANARYdiscordTOKEN"), [m])
         payload = json.loads(mock.calls[0].request.body)
     assert r.ok
     assert payload["content"].startswith("DOWN: api")

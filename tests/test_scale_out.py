@@ -66,6 +66,7 @@ def test_two_workers_share_a_postgres_store(postgres, target, receiver, write_co
     assert sorted(receiver.titles()) == sorted(f"DOWN: {n}" for n in down)  # every alert once
 
     second = run_both_workers(config)  # still down: no second DOWN from either worker
+    assert [p.returncode for p in second] == [1, 1]
     assert all(target.hits[f"/{n}"] == 2 for n in names)
     assert len(receiver.messages) == len(down)
 

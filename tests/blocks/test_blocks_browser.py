@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import subprocess
 import time
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VENV_BIN
+VENV_BIN = Path(sys.executable).parent
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARTIFACTS.mkdir(exist_ok=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import responses
 from pydantic import SecretStr
@@ -15,7 +17,9 @@ from alerting.delivery import send
 from alerting.render import render_test
 from blocks import AppriseChannel, ServiceMonitor
 from blocks.loader import load_block_config
-from conftest import VENV_BIN, free_port
+from servers import free_port
+
+VENV_BIN = Path(sys.executable).parent
 
 
 def _uid() -> str:
