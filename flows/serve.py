@@ -53,7 +53,7 @@ def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: receive SIGTERM when the process that started us dies, however it dies."""
     try:
         import ctypes
@@ -80,7 +80,7 @@ def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # Ctrl-C reaches us; we stop the server in order
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
     server = PrefectServer(api_url=api_url, process=process, log_path=log_path)
     deadline = time.monotonic() + ready_timeout

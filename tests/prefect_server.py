@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from flows.serve import die_with_parent  # imports nothing of Prefect: its settings load later
+
 
 def _healthy(url: str) -> bool:
     import urllib.request
@@ -27,6 +29,7 @@ def start_prefect_server(home: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        preexec_fn=die_with_parent,  # a killed pytest never leaves its server behind
     )
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 120

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.serve import die_with_parent
 from servers import free_port
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
@@ -220,6 +221,7 @@ def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(mode, tm
         proc = subprocess.Popen(
             [ALERTING, "serve", "-c", str(path), "--interval", "2s", "--port", str(port), *mode],
             cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,  # gone with pytest, even if pytest is killed
         )
     try:
         assert receiver.wait_for(1, timeout=120), f"no DOWN alert from the served flow:\n{log.read_text()[-3000:]}"
