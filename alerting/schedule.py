@@ -46,11 +46,12 @@ def host_of(spec: MonitorSpec) -> str:
     return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
-def interleave_by_host(specs: list[MonitorSpec]) -> list[MonitorSpec]:
-    """Round-robin across hosts: a1 b1 c1 a2 b2 ..., so the per-host limit rarely blocks a worker."""
+def interleave_by_host(specs: list[MonitorSpec], hosts: dict[str, str] | None = None) -> list[MonitorSpec]:
+    """Round-robin across hosts: a1 b1 c1 a2 b2 ..., so the per-host limit rarely blocks a worker.
+    ``hosts`` (monitor name -> host) saves parsing each URL again."""
     groups: dict[str, list[MonitorSpec]] = {}
     for spec in specs:
-        groups.setdefault(host_of(spec), []).append(spec)
+        groups.setdefault(hosts[spec.name] if hosts else host_of(spec), []).append(spec)
     return [spec for batch in zip_longest(*groups.values()) for spec in batch if spec is not None]
 
 

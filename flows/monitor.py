@@ -29,6 +29,7 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging.loggers import flow_run_logger
 from prefect.states import Completed, Failed
+from prefect.utilities.annotations import quote
 
 from alerting.check import build_session, check
 from alerting.config import Config, ConfigError, load_config
@@ -93,17 +94,16 @@ def check_services(specs: list[MonitorSpec], concurrency: int = 32, per_host: in
     ``Failed(message=...)`` when any is down."""
     workers = max(1, min(concurrency, len(specs)))
     session = build_session(min(workers, per_host))
-    limits: dict[str, threading.BoundedSemaphore] = {}
-    for spec in specs:
-        limits.setdefault(host_of(spec), threading.BoundedSemaphore(per_host))
+    hosts = {spec.name: host_of(spec) for spec in specs}
+    limits = {host: threading.BoundedSemaphore(per_host) for host in set(hosts.values())}
 
     def bounded(spec: MonitorSpec) -> CheckResult:
-        with limits[host_of(spec)]:
+        with limits[hosts[spec.name]]:
             return check(spec, session)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-            results = BatchResults(pool.map(bounded, interleave_by_host(specs)))
+            results = BatchResults(pool.map(bounded, interleave_by_host(specs, hosts)))
     finally:
         session.close()
     down = [r for r in results if not r.ok]
@@ -267,7 +267,11 @@ async def service_monitor(
     outcome.specs = {s.name: s for s in specs}
     batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
     with guard:
-        futures = [check_services.submit(batch, config.concurrency, config.per_host_concurrency) for batch in batches]
+        # quote(): Prefect would otherwise walk every field of every spec looking for futures
+        futures = [
+            check_services.submit(quote(batch), config.concurrency, config.per_host_concurrency)
+            for batch in batches
+        ]
         batch_data = await asyncio.to_thread(lambda: [f.result(raise_on_failure=False) for f in futures])
     for data in batch_data:
         if isinstance(data, list):
