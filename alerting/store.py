@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import bindparam, case, create_engine, event, func, select
+from sqlalchemy import bindparam, case, create_engine, event, func, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -252,6 +252,10 @@ class Store:
     def _migrate(self) -> None:
         try:
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # workers starting together on an empty database would race to create the
+                    # tables; the first takes this lock, the others wait and then find them
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7215406)"))
                 metadata.create_all(conn)
                 version = conn.execute(select(func.max(schema_version.c.version))).scalar()
                 if version is None:

@@ -77,3 +77,34 @@ def test_two_workers_share_a_postgres_store(postgres, target, receiver, write_co
     resolved = [t for t in receiver.titles() if t.startswith("RESOLVED")]
     assert sorted(t.split(" (")[0] for t in resolved) == sorted(f"RESOLVED: {n}" for n in down)
     assert len(receiver.messages) == 2 * len(down)
+
+
+def test_workers_starting_together_on_an_empty_database_all_open_it(postgres):
+    """The first start of several workers races to create the schema; none may fail."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    from alerting.store import Store
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE race"))
+    admin.dispose()
+    url = postgres.url.rsplit("/", 1)[0] + "/race"
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def open_store():
+        try:
+            barrier.wait()
+            Store(url).close()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
