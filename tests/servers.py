@@ -97,12 +97,20 @@ class Target:
 
 
 class Receiver:
-    """A webhook receiver for Apprise json:// URLs; ``messages`` holds each JSON payload."""
+    """A webhook receiver for Apprise json:// URLs; ``messages`` holds each accepted JSON payload.
+
+    It answers ``status``; ``fail_with`` (e.g. 500, or 429 with ``retry_after``) makes it refuse
+    messages instead (``fail_times`` of them, or all), counting them in ``refused``.
+    """
 
     def __init__(self, status: int = 200) -> None:
         self.messages: list[dict] = []
         self.headers: list[dict] = []
         self.status = status
+        self.fail_with: int | None = None
+        self.fail_times: int | None = None
+        self.retry_after: str | None = None
+        self.refused = 0
         self.event = threading.Condition()
         owner = self
 
@@ -114,10 +122,18 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 with owner.event:
-                    owner.messages.append(payload)
-                    owner.headers.append(dict(self.headers))
-                    owner.event.notify_all()
-                self.send_response(owner.status)
+                    refuse = owner.fail_with is not None and (owner.fail_times is None or owner.fail_times > 0)
+                    if refuse:
+                        owner.refused += 1
+                        if owner.fail_times is not None:
+                            owner.fail_times -= 1
+                    else:
+                        owner.messages.append(payload)
+                        owner.headers.append(dict(self.headers))
+                        owner.event.notify_all()
+                self.send_response(owner.fail_with if refuse else owner.status)
+                if refuse and owner.retry_after is not None:
+                    self.send_header("Retry-After", owner.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -134,7 +150,8 @@ class Receiver:
             return self.event.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
 
     def titles(self) -> list[str]:
-        return [m.get("title", "") for m in self.messages]
+        with self.event:
+            return [m.get("title", "") for m in self.messages]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle_support import PrefectServer, Receiver, Target
+from lifecycle_support import Target
+from prefect_server import start_prefect_server, stop_process
+from servers import Receiver, free_port
 
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "canary-Secret-77ad1"
@@ -24,11 +26,12 @@ def prefect_api(tmp_path_factory):
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"))
+    port = free_port()
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"), port)
     try:
-        yield server.api_url
+        yield f"http://127.0.0.1:{port}/api"
     finally:
-        server.stop()
+        stop_process(server)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from alerting.delivery import send_with_retry
 from alerting.lifecycle import deliver_pending, record_cycle, status_rows
 from alerting.render import render_test
 from alerting.store import NewAlert, Store, StoreError, check_history, schema_version
-from lifecycle_support import Receiver, Target
+from lifecycle_support import Target
+from servers import Receiver
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 CANARY = "canary-Secret-5f3e9"
