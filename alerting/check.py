@@ -16,17 +16,20 @@ from http import HTTPStatus
 from typing import Callable
 from urllib.parse import urljoin
 
+import logging
+
 import requests
-from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 from urllib3.exceptions import NameResolutionError
 
 from alerting import __version__
+from alerting.deadline import DeadlineAdapter, hard_deadline
 from alerting.models import CheckResult, ErrorKind, MonitorSpec
 from alerting.redact import redact_target_url
 
 BODY_LIMIT = 1024 * 1024  # bytes of body read for the keyword match
 USER_AGENT = f"outage-alerting/{__version__} (+https://github.com/)"
+log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
 
@@ -34,7 +37,7 @@ Sleep = Callable[[float], None]
 def build_session(pool_size: int = 32) -> requests.Session:
     """A session whose connection pool fits ``pool_size`` concurrent checks per host."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=max(pool_size, 10), pool_maxsize=pool_size, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=max(pool_size, 10), pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -63,8 +66,9 @@ def _causes(exc: BaseException):
             continue
         seen.add(id(cur))
         yield cur
-        stack.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None)])
-        stack.extend(a for a in getattr(cur, "args", ()) if isinstance(a, BaseException))
+        # urllib3 keeps the underlying error in ``reason``; ssl errors keep a *string* there
+        linked = [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *getattr(cur, "args", ())]
+        stack.extend(e for e in linked if isinstance(e, BaseException))
 
 
 def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
@@ -75,8 +79,12 @@ def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
     causes = list(_causes(exc))
     if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(c, ssl.SSLError) for c in causes):
         reason = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
-        detail = getattr(reason, "verify_message", None) or getattr(reason, "reason", None) or "handshake failed"
-        return Attempt(False, None, None, ErrorKind.TLS, f"TLS error: {detail}", retryable=False)
+        verify = getattr(reason, "verify_message", None)
+        if verify:
+            detail = f"certificate verify failed: {verify}"
+        else:
+            detail = str(getattr(reason, "reason", None) or "handshake failed").replace("_", " ").lower()
+        return Attempt(False, None, None, ErrorKind.TLS, detail, retryable=False)
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return Attempt(
             False, None, None, ErrorKind.TOO_MANY_REDIRECTS,
@@ -143,6 +151,15 @@ def _request_following_redirects(session: requests.Session, spec: MonitorSpec, h
 def attempt_once(session: requests.Session, spec: MonitorSpec, clock: Callable[[], float] = time.perf_counter) -> Attempt:
     """One request: status, capped body read and keyword match."""
     started = clock()
+    with hard_deadline(spec.timeout) as scope:
+        attempt = _attempt(session, spec, clock, started)
+    if scope.expired:  # the watchdog cut the connection: whatever arrived is incomplete
+        return Attempt(False, attempt.status_code, round((clock() - started) * 1000, 1), ErrorKind.TIMEOUT,
+                       f"no complete answer within {spec.timeout:g}s", retryable=True)
+    return attempt
+
+
+def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], float], started: float) -> Attempt:
     headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
     try:
         response = _request_following_redirects(session, spec, headers)
@@ -156,8 +173,6 @@ def attempt_once(session: requests.Session, spec: MonitorSpec, clock: Callable[[
                     if len(body) >= BODY_LIMIT:
                         body = body[:BODY_LIMIT]
                         break
-                    if clock() - started > spec.timeout:
-                        raise requests.exceptions.ReadTimeout("body read exceeded the timeout")
         finally:
             response.close()
     except Exception as exc:  # noqa: BLE001 - every failure becomes a typed result
@@ -195,7 +210,31 @@ def check(
     sleep: Sleep = time.sleep,
     clock: Callable[[], float] = time.perf_counter,
 ) -> CheckResult:
-    """Check one monitor with tenacity retries; never raises."""
+    """Check one monitor with tenacity retries; never raises.
+
+    An exception from our own code (not from the network) becomes a ``check_error`` result, which
+    the policy keeps apart from the service being down; it is logged with its type only, never with
+    the URL (which may carry secrets).
+    """
+    try:
+        return _check(spec, session, sleep, clock)
+    except Exception as exc:  # noqa: BLE001 - one monitor's bug never crashes a batch
+        log.error("The check of %s failed inside the toolkit (%s); reported as a check error",
+                  spec.name, type(exc).__name__)
+        return CheckResult(
+            monitor=spec.name, url=_safe_url(spec.url), ok=False, attempts=1,
+            error=ErrorKind.CHECK_ERROR, message=f"internal check error ({type(exc).__name__})",
+        )
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return redact_target_url(url)
+    except Exception:  # noqa: BLE001
+        return "<url hidden>"
+
+
+def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, clock: Callable[[], float]) -> CheckResult:
     own_session = session is None
     session = session or build_session(4)
     backoff = wait_exponential_jitter(

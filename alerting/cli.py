@@ -46,7 +46,7 @@ def _load(path: Path) -> Config:
 
 def _check_store(cfg: Config, config: Path) -> None:
     """A bad ``state_url`` is bad input: exit 2 before any check runs."""
-    from alerting.lifecycle import open_store
+    from alerting.cycle import open_store
     from alerting.store import StoreError
 
     try:
@@ -119,45 +119,45 @@ def check(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _results_table(outcome) -> Table:
-    table = Table(title=outcome.message, title_justify="left")
+def _results_table(run) -> Table:
+    table = Table(title=run.message, title_justify="left")
     for col in ("service", "status", "HTTP", "latency", "attempts", "detail"):
         table.add_column(col)
-    for r in outcome.results:
+    for r in run.cycle.results:
+        status = "[green]UP[/]" if r.ok else (
+            "[yellow]CHECK ERROR[/]" if r.error is not None and r.error.value == "check_error" else "[bold red]DOWN[/]")
         table.add_row(
-            r.monitor,
-            "[green]UP[/]" if r.ok else "[bold red]DOWN[/]",
-            str(r.status_code or ""),
+            r.monitor, status, str(r.status_code or ""),
             f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "",
-            str(r.attempts),
-            "" if r.ok else r.message,
+            str(r.attempts), "" if r.ok else r.message,
         )
     return table
 
 
-def _print_deliveries(outcome) -> None:
-    for d in outcome.deliveries:
+def _print_deliveries(deliveries) -> None:
+    for d in deliveries:
         if d.ok:
             out.print(f"[green]sent[/] {d.title!r} to {d.channel} ({d.target})", markup=True)
         else:
             out.print(f"[bold red]not sent[/] {d.title!r} to {d.channel} ({d.target}): {d.error}", markup=True)
 
 
-def _outcome_json(state, outcome) -> str:
+def _run_json(run) -> str:
+    cycle = run.cycle
     return json.dumps(
         {
-            "ok": state.is_completed(),
-            "state": state.type.value,
-            "message": state.message,
-            "flow_run_id": str(state.state_details.flow_run_id),
-            "results": [json.loads(r.model_dump_json()) for r in outcome.results] if outcome else [],
-            "alerts": [d.__dict__ for d in outcome.deliveries] if outcome else [],
-            "lifecycle": (
-                [{"monitor": m, "status": st.status.value, "notified_down": st.notified_down}
-                 for m, st in outcome.states.items()] if outcome else []
-            ),
-            "events": [{"kind": e.kind.value, "monitor": e.monitor} for e in outcome.events] if outcome else [],
-            "problems": outcome.problems if outcome else [],
+            "ok": run.ok,
+            "state": run.state or ("Completed" if run.ok else "Failed"),
+            "message": run.message,
+            "flow_run_id": run.flow_run_id,
+            "recorded_in_prefect": run.not_recorded is None,
+            "not_recorded_reason": run.not_recorded,
+            "results": [json.loads(r.model_dump_json()) for r in cycle.results],
+            "alerts": [d.__dict__ for d in run.deliveries],
+            "lifecycle": [{"monitor": m, "status": st.status.value, "notified_down": st.notified_down}
+                          for m, st in cycle.states.items()],
+            "events": [{"kind": e.kind.value, "monitor": e.monitor} for e in cycle.events],
+            "problems": run.problems,
         }
     )
 
@@ -168,24 +168,30 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print results and alerts as one JSON object."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Check only shard I of N (e.g. 1/2) of the monitors."),
 ) -> None:
-    """Run the monitor flow once (a real Prefect flow run). Exit 0 all up, 1 any down, 2 bad config."""
+    """Run the monitor flow once (a real Prefect flow run). Exit 0 all up, 1 any down, 2 bad config.
+
+    When the Prefect API cannot be reached, the checks, state and alerts run without it and stderr
+    says the run is not recorded in Prefect."""
     _check_shard(shard)
     cfg = _load(config)
     _check_store(cfg, config)
     if as_json:
         _quiet_prefect_for_json()
-    from flows.monitor import run_once
+    from flows.one_run import run_one
 
-    state, outcome = run_once(config, shard=shard)
+    result = run_one(config, shard=shard)
+    if result.not_recorded:
+        err.print(f"[yellow]warning:[/] {result.not_recorded}: this run is not recorded in Prefect; "
+                  "checks and alerts ran without it", markup=True)
     if as_json:
-        print(_outcome_json(state, outcome))
-    elif outcome is not None:
-        out.print(_results_table(outcome))
-        _print_deliveries(outcome)
-    if cfg.problems or (outcome is not None and outcome.problems):
+        print(_run_json(result))
+    else:
+        out.print(_results_table(result))
+        _print_deliveries(result.deliveries)
+    if cfg.problems or result.problems:
         _report_problems(cfg)
         raise typer.Exit(2)
-    raise typer.Exit(0 if state.is_completed() else 1)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 @app.command()
@@ -194,7 +200,8 @@ def drill(
     config: Path = ConfigOption,
     status: int = typer.Option(503, "--status", min=100, max=599, help="HTTP status the simulated target answers."),
 ) -> None:
-    """Fire drill: run the flow with MONITOR's target answering STATUS, so real [DRILL] alerts go out.
+    """Fire drill: MONITOR's check runs against a simulated STATUS answer, and a [DRILL] DOWN goes
+    through the outbox to its channels like a real alert (the monitor's state is not touched).
 
     Exit 0 when every channel of the monitor got the alert, 1 when any did not, 2 bad input.
     """
@@ -205,14 +212,12 @@ def drill(
         fail(str(exc.args[0]))
     if not spec.channels:
         fail(f"{config}: monitor '{monitor}': field 'channels': no channels, so a drill would alert nobody")
-    from flows.monitor import run_once
+    from alerting.standalone import run_drill
 
-    state, outcome = run_once(config, drill_monitor=monitor, drill_status=status)
-    if outcome is None:
-        fail("the drill run produced no results", 1)
-    out.print(f"drill: {state.message}")
-    _print_deliveries(outcome)
-    delivered = bool(outcome.deliveries) and all(d.ok for d in outcome.deliveries)
+    result, deliveries = run_drill(cfg, spec, status)
+    out.print(f"drill: {spec.name} answered {result.summary()} (simulated HTTP {status})")
+    _print_deliveries(deliveries)
+    delivered = bool(deliveries) and all(d.ok for d in deliveries)
     raise typer.Exit(0 if delivered else 1)
 
 

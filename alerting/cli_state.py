@@ -19,7 +19,7 @@ from alerting.models import utcnow
 @contextmanager
 def _store(cfg: Config, config: Path):
     """The state store, or exit 2 naming the file and ``state_url``; closed afterwards."""
-    from alerting.lifecycle import open_store
+    from alerting.cycle import open_store
     from alerting.store import StoreError
 
     try:
@@ -59,7 +59,7 @@ def status(
     """Per monitor: status, since, uptime 24h/7d/30d, p50/p95 latency (24h), last error, silence or
     maintenance. Reads the state store; runs no checks. Exit 0; 2 on bad input (a bad monitor in
     the config is reported after the table of the good ones)."""
-    from alerting.lifecycle import status_rows
+    from alerting.status_view import status_rows
 
     cfg = _load(config)
     with _store(cfg, config) as store:

@@ -1,9 +1,8 @@
-"""Delivery: send rendered alerts to channels through Apprise or a Prefect notification block.
+"""Sending one rendered message to one channel, through Apprise or a Prefect notification block.
 
 Results are read, never assumed: Apprise returns False rather than raising, and Prefect's
-notification blocks swallow failures unless called inside ``raise_on_failure()``. Channels are sent
-in parallel; messages to one channel go in order through one Apprise object, so Apprise's per-service
-pacing protects each real webhook. Every reason is scrubbed of the channel's secrets.
+notification blocks swallow failures unless called inside ``raise_on_failure()``. Every reason is
+scrubbed of the channel's secrets. What to send, when and how often is alerting/outbox.py's job.
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from alerting.apprise_quiet import instantiate_quietly
@@ -24,8 +21,6 @@ from alerting.redact import redact_channel_url, scrub
 from alerting.render import AlertMessage
 
 PACING_ENV = "ALERTING_APPRISE_PACING"  # "off" disables Apprise's per-service pacing (tests)
-RETRY_WAIT_ENV = "ALERTING_DELIVERY_RETRY_WAIT"  # first wait between delivery attempts, seconds (tests: 0)
-RETRY_AFTER_CAP = 60.0  # never wait longer than this for one Retry-After inside a run
 
 
 @dataclass(frozen=True)
@@ -238,58 +233,3 @@ def send(channel: ChannelSpec, messages: list[AlertMessage], plugin=None) -> lis
         reason = scrub(f"{type(exc).__name__}: {exc}", channel_secrets(channel))[:500]
         target = redact_channel_url(channel.target.get_secret_value())
         return [DeliveryResult(channel.name, target, m.title, False, reason) for m in messages]
-
-
-def deliver(plan: dict[str, tuple[ChannelSpec, list[AlertMessage]]], max_workers: int = 16) -> list[DeliveryResult]:
-    """Send every channel's messages, channels in parallel; log each failure with its redacted target."""
-    if not plan:
-        return []
-    results: list[DeliveryResult] = []
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(plan)), thread_name_prefix="deliver") as pool:
-        sender = with_prefect_settings(send)
-        for batch in pool.map(lambda item: sender(*item), plan.values()):
-            results.extend(batch)
-    return results
-
-
-def send_with_retry(
-    channel: ChannelSpec,
-    message: AlertMessage,
-    *,
-    attempts: int = 3,
-    first_wait: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> DeliveryResult:
-    """Send one message with tenacity retries: exponential backoff with jitter, or the service's
-    Retry-After (capped) after an HTTP 429. Never raises; the result says how many attempts it took."""
-    from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
-
-    if first_wait is None:
-        try:
-            first_wait = float(os.environ.get(RETRY_WAIT_ENV, "1"))
-        except ValueError:
-            first_wait = 1.0
-    backoff = wait_exponential_jitter(initial=first_wait, max=max(first_wait, 10.0), jitter=first_wait)
-
-    def wait(retry_state) -> float:
-        result = retry_state.outcome.result()
-        if result.retry_after is not None:
-            return min(result.retry_after, RETRY_AFTER_CAP)
-        return backoff(retry_state)
-
-    retrying = Retrying(
-        stop=stop_after_attempt(max(1, attempts)),
-        wait=wait,
-        retry=retry_if_result(lambda r: not r.ok),
-        sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result(),
-    )
-    count = 0
-
-    def once() -> DeliveryResult:
-        nonlocal count
-        count += 1
-        return send(channel, [message])[0]
-
-    result = retrying(once)
-    return replace(result, attempts=count)

@@ -144,6 +144,7 @@ class ErrorKind(str, Enum):
     KEYWORD_MISSING = "keyword_missing"
     KEYWORD_PRESENT = "keyword_present"
     INVALID_RESPONSE = "invalid_response"
+    CHECK_ERROR = "check_error"  # our own code failed, not the service: never a DOWN on its own
 
 
 def _parse_status_list(value: object) -> object:
@@ -281,6 +282,8 @@ class CheckResult(BaseModel):
             reason = "keyword missing"
         elif self.error is ErrorKind.KEYWORD_PRESENT:
             reason = "forbidden text present"
+        elif self.error is ErrorKind.TLS:
+            reason = f"TLS: {self.message}" if self.message else "TLS error"
         elif self.error is not None:
             reason = self.error.value.replace("_", " ")
         else:

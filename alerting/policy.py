@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
-from alerting.models import CheckResult, MaintenanceWindow, MonitorSpec
+from alerting.models import CheckResult, ErrorKind, MaintenanceWindow, MonitorSpec
 
 
 class Status(str, Enum):
@@ -114,7 +114,13 @@ def step(
     now: datetime,
     hold: Hold = Hold(),
 ) -> tuple[MonitorState, list[AlertEvent]]:
-    """Apply one check result; return the new state and the alerts to send (possibly none)."""
+    """Apply one check result; return the new state and the alerts to send (possibly none).
+
+    A ``check_error`` result (our own code failed, the service was not really checked) leaves the
+    state as it was: it is neither a failure nor a success of the service.
+    """
+    if result.error is ErrorKind.CHECK_ERROR:
+        return state, []
     at = result.checked_at
     s = state
     was_down = state.status is Status.DOWN

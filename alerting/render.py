@@ -23,7 +23,27 @@ class AlertMessage:
 
 def severity_of(kind: str) -> str:
     """Apprise notify type for an alert kind: DOWN and REMINDER are failures, RESOLVED a success."""
-    return {"DOWN": "failure", "REMINDER": "failure", "RESOLVED": "success", "TEST": "info"}.get(kind, "warning")
+    return {
+        "DOWN": "failure", "REMINDER": "failure", "DRILL": "failure", "RESOLVED": "success",
+        "TEST": "info", "NOTICE": "warning", "RESTORED": "success",
+    }.get(kind, "warning")
+
+
+def with_alert_id(message: AlertMessage, short_id: str) -> AlertMessage:
+    """The message with its ``Alert ID`` line: one id per alert, the same on every channel and retry,
+    so a receiver or a person can tell a repeat from a new alert."""
+    return AlertMessage(
+        message.kind, message.monitor, message.title,
+        f"{message.markdown}\n- **Alert ID:** {short_id}", f"{message.text}\nAlert ID: {short_id}",
+        severity=message.severity,
+    )
+
+
+def render_notice(kind: str, lead: str, rows: list[tuple[str, str]]) -> AlertMessage:
+    """A message about the monitoring itself (``NOTICE``: degraded, ``RESTORED``: back to normal)."""
+    markdown, text = _doc(lead, rows)
+    return AlertMessage(kind, None, f"{'MONITORING' if kind == 'NOTICE' else 'MONITORING OK'}: {lead}",
+                        markdown, text, severity=severity_of(kind))
 
 
 def _when(result: CheckResult) -> str:
@@ -61,7 +81,7 @@ def render_down(
         )
     markdown = f"**{lead}**\n\n" + "\n".join(f"- **{k}:** {v}" for k, v in rows)
     text = lead + "\n\n" + "\n".join(f"{k}: {v}" for k, v in rows)
-    return AlertMessage("DOWN", spec.name, title, markdown, text, severity="failure")
+    return AlertMessage("DRILL" if drill else "DOWN", spec.name, title, markdown, text, severity="failure")
 
 
 def _expected(spec: MonitorSpec) -> str:

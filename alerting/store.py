@@ -28,6 +28,7 @@ from alerting import latency
 from alerting.models import CheckResult
 from alerting.policy import MonitorState, Status
 from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is part of the store's API
+    ADDED_COLUMNS,
     SCHEMA_VERSION,
     NewAlert,
     OutboxRow,
@@ -38,6 +39,7 @@ from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is p
     monitor_state,
     outbox,
     schema_version,
+    short_alert_id,
 )
 
 log = logging.getLogger(__name__)
@@ -218,6 +220,7 @@ class Tx:
 
 
 _ROW_FIELDS = [f for f in OutboxRow.__dataclass_fields__]
+_LIVE = outbox.c.delivered_at.is_(None) & outbox.c.gave_up_at.is_(None) & outbox.c.superseded_at.is_(None)
 
 
 def _row(r) -> OutboxRow:
@@ -265,11 +268,19 @@ class Store:
                         f"state store {safe_url(self.url)} has schema version {version}, newer than this "
                         f"alerting ({SCHEMA_VERSION}); upgrade alerting"
                     )
+                elif version < SCHEMA_VERSION:
+                    _upgrade(conn, version)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open state store {safe_url(self.url)}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextmanager
     def begin(self) -> Iterator[Tx]:
@@ -359,36 +370,66 @@ class Store:
             return [_row(r) for r in conn.execute(query)]
 
     # -- outbox delivery bookkeeping
-    def claim_pending(
-        self, now: datetime, lease: timedelta = timedelta(minutes=5), keys: list[str] | None = None
-    ) -> list[OutboxRow]:
-        """Claim undelivered rows (or only those with these dedup ``keys``) for this worker: a lease,
-        so a crashed worker's claim expires and another run delivers the row."""
-        claimed = []
+    def live_outbox(self) -> list[OutboxRow]:
+        """Rows still to deliver (not delivered, superseded or given up), oldest first."""
+        query = select(outbox).where(_LIVE).order_by(outbox.c.id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def undeliverable(self) -> list[OutboxRow]:
+        query = select(outbox).where(outbox.c.gave_up_at.is_not(None)).order_by(outbox.c.id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def supersede_stale(self, now: datetime) -> list[OutboxRow]:
+        """Mark every live DOWN/REMINDER/FLAPPING row that a later RESOLVED of the same monitor on
+        the same channel has made stale (it would arrive after, or without, the news that the
+        service is back); return them."""
+        later = outbox.alias("later")
+        stale = (
+            select(outbox.c.id)
+            .where(_LIVE, outbox.c.kind.in_(("DOWN", "REMINDER", "FLAPPING")), outbox.c.monitor.is_not(None))
+            .where(
+                select(later.c.id)
+                .where(later.c.monitor == outbox.c.monitor, later.c.channel == outbox.c.channel,
+                       later.c.kind == "RESOLVED", later.c.id > outbox.c.id, later.c.superseded_at.is_(None))
+                .exists()
+            )
+        )
         with self.engine.begin() as conn:
-            query = select(outbox.c.id).where(outbox.c.delivered_at.is_(None)).order_by(outbox.c.id)
-            if keys is not None:
-                query = query.where(outbox.c.dedup_key.in_(keys))
-            ids = conn.execute(query).scalars().all()
-            for ident in ids:
-                done = conn.execute(
-                    outbox.update()
-                    .where(outbox.c.id == ident, outbox.c.delivered_at.is_(None))
-                    .where((outbox.c.claimed_until.is_(None)) | (outbox.c.claimed_until < now))
-                    .values(claimed_until=now + lease, attempts=outbox.c.attempts + 1)
-                ).rowcount
-                if done:
-                    claimed.append(ident)
-            if not claimed:
+            ids = conn.execute(stale).scalars().all()
+            if not ids:
                 return []
-            rows = conn.execute(select(outbox).where(outbox.c.id.in_(claimed)).order_by(outbox.c.id))
+            conn.execute(
+                outbox.update().where(outbox.c.id.in_(ids), outbox.c.claimed_until.is_(None) | (outbox.c.claimed_until < now))
+                .values(superseded_at=now, last_error="superseded: the service was back UP before this was delivered")
+            )
+            rows = conn.execute(select(outbox).where(outbox.c.id.in_(ids), outbox.c.superseded_at.is_not(None)))
             return [_row(r) for r in rows]
 
-    def mark(self, row_id: int, now: datetime, ok: bool, error: str | None) -> None:
+    def claim(self, row_id: int, now: datetime, lease: timedelta) -> OutboxRow | None:
+        """Take one live row for delivery (attempts + 1) unless another worker holds it or it is
+        backing off; the claim expires after ``lease`` so a crashed worker's row is retried."""
         with self.engine.begin() as conn:
-            values = {"claimed_until": None, "last_error": error}
+            done = conn.execute(
+                outbox.update()
+                .where(outbox.c.id == row_id, _LIVE)
+                .where(outbox.c.claimed_until.is_(None) | (outbox.c.claimed_until < now))
+                .where(outbox.c.next_attempt_at.is_(None) | (outbox.c.next_attempt_at <= now))
+                .values(claimed_until=now + lease, attempts=outbox.c.attempts + 1)
+            ).rowcount
+            if not done:
+                return None
+            return _row(conn.execute(select(outbox).where(outbox.c.id == row_id)).one())
+
+    def mark(self, row_id: int, now: datetime, ok: bool, error: str | None,
+             next_attempt_at: datetime | None = None, give_up: bool = False) -> None:
+        with self.engine.begin() as conn:
+            values: dict = {"claimed_until": None, "last_error": error, "next_attempt_at": next_attempt_at}
             if ok:
                 values["delivered_at"] = now
+            elif give_up:
+                values["gave_up_at"] = now
             conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
 
     def silence(self, monitor: str, until: datetime | None, reason: str | None, now: datetime) -> MonitorState:
@@ -417,6 +458,22 @@ class Store:
             oldest_hour = int((now - rollup_retention).timestamp()) // 3600
             tx.conn.execute(check_rollup.delete().where(check_rollup.c.hour < oldest_hour))
             return removed
+
+
+def _upgrade(conn: Connection, version: int) -> None:
+    """Add the columns that versions after ``version`` introduced (create_all adds only tables)."""
+    from sqlalchemy import inspect
+
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for table_name, columns in ADDED_COLUMNS.get(step, {}).items():
+            table = metadata.tables[table_name]
+            present = {c["name"] for c in inspect(conn).get_columns(table_name)}
+            for name in columns:
+                if name not in present:
+                    column_type = table.c[name].type.compile(dialect=conn.dialect)
+                    conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {column_type}"))
+        conn.execute(schema_version.insert().values(version=step))
+    log.info("State store upgraded from schema version %s to %s", version, SCHEMA_VERSION)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -23,7 +23,9 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# columns each version added, for upgrading a store made by an older version (Store._migrate)
+ADDED_COLUMNS = {2: {"outbox": ["next_attempt_at", "gave_up_at", "superseded_at"]}}
 
 
 class Epoch(TypeDecorator):
@@ -102,6 +104,9 @@ outbox = Table(
     Column("last_error", Text),
     Column("claimed_until", Epoch),
     Column("fallback_for", String(200)),  # set on a copy sent to the fallback channel
+    Column("next_attempt_at", Epoch),  # after a failed attempt: not before this (backoff across runs)
+    Column("gave_up_at", Epoch),  # undeliverable: every attempt failed
+    Column("superseded_at", Epoch),  # a DOWN/REMINDER made stale by a later RESOLVED: never sent
     Index("ix_outbox_pending", "delivered_at"),
 )
 
@@ -133,3 +138,26 @@ class OutboxRow(NewAlert):
     attempts: int = 0
     delivered_at: datetime | None = None
     last_error: str | None = None
+    claimed_until: datetime | None = None
+    next_attempt_at: datetime | None = None
+    gave_up_at: datetime | None = None
+    superseded_at: datetime | None = None
+
+    @property
+    def short_id(self) -> str:
+        return short_alert_id(self.alert_id)
+
+    @property
+    def status(self) -> str:
+        if self.delivered_at is not None:
+            return "delivered"
+        if self.superseded_at is not None:
+            return "superseded"
+        if self.gave_up_at is not None:
+            return "undeliverable"
+        return "pending"
+
+
+def short_alert_id(alert_id: str) -> str:
+    """The id people see in alert texts ("Alert ID: 3f2a9c1e"): stable across retries and channels."""
+    return alert_id[:8]

@@ -76,7 +76,7 @@ def main() -> None:
     server, api = start_prefect_server(tmp / "prefect")
     os.environ.update(PREFECT_API_URL=api, ALERTING_APPRISE_PACING="off", PREFECT_LOGGING_LEVEL="WARNING")
     try:
-        from flows.monitor import run_once
+        from flows.service_monitor import run_once
 
         run_once(write_config(tmp / "warm.yaml", 10, ports, args.concurrency))  # imports, first flow
         print(f"target: 4 hosts on loopback, {args.latency * 1000:.0f} ms per answer; concurrency {args.concurrency}")
@@ -94,7 +94,7 @@ def main() -> None:
             state, outcome = run_once(config)
             wall = time.perf_counter() - start
             cpu = (self_cpu() - cpu0) + (cpu_seconds(server.pid) - srv0)
-            assert outcome is not None and len(outcome.results) == n, "not every monitor was checked"
+            assert outcome is not None and len(outcome.cycle.results) == n, "not every monitor was checked"
             urls = [f"http://127.0.0.1:{ports[i % 4]}/svc/{i}" for i in range(n)]
             floor = raw_floor(urls, args.concurrency)
             tut = tutorial_per_check * n if tutorial_per_check else float("nan")

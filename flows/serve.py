@@ -140,7 +140,7 @@ def serve_monitor(
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url}):
-        from flows.monitor import FLOW_NAME, service_monitor
+        from flows.service_monitor import FLOW_NAME, service_monitor
 
         threading.Thread(
             target=_first_run_now, args=(f"{FLOW_NAME}/{name}", server.api_url), daemon=True

@@ -7,7 +7,7 @@ import responses
 from pydantic import SecretStr
 
 from alerting.config import ChannelSpec
-from alerting.delivery import deliver, send
+from alerting.delivery import send
 from alerting.models import CheckResult, ErrorKind, MonitorSpec
 from alerting.render import cycle_message, render_down
 
@@ -116,19 +116,25 @@ def test_json_webhook_to_a_local_receiver(receiver):
     assert msg["title"] == "DOWN: api" and "HTTP 503" in msg["message"] and msg["type"] == "failure"
 
 
-def test_a_failing_channel_does_not_block_the_others(receiver, failing_receiver, smtp_server):
+def test_a_failing_channel_does_not_block_the_others(receiver, failing_receiver, smtp_server, tmp_path):
+    from alerting.config import Config
+    from alerting.cycle import _rows
+    from alerting.outbox import deliver_pending
+    from alerting.store import Store
+
     controller, handler = smtp_server
     m = render_down(down_result(), SPEC)
-    plan = {
-        "dead": (channel("dead", "json://127.0.0.1:1/x?+X-Api-Key=CANARY-SECRET"), [m]),
-        "broken": (channel("broken", failing_receiver.apprise_url("/p", "+Authorization=CANARY-AUTH")), [m]),
-        "ok": (channel("ok", receiver.apprise_url()), [m]),
-        "mail": (
-            channel("mail", f"mailto://127.0.0.1:{controller.port}?mode=insecure&from=a@example.com&to=b@example.com"),
-            [m],
-        ),
+    channels = {
+        "dead": channel("dead", "json://127.0.0.1:1/x?+X-Api-Key=CANARY-SECRET"),
+        "broken": channel("broken", failing_receiver.apprise_url("/p", "+Authorization=CANARY-AUTH")),
+        "ok": channel("ok", receiver.apprise_url()),
+        "mail": channel("mail", f"mailto://127.0.0.1:{controller.port}?mode=insecure&from=a@example.com&to=b@example.com"),
     }
-    results = {r.channel: r for r in deliver(plan)}
+    config = Config(path=str(tmp_path / "m.yaml"), channels=channels)
+    with Store(config.resolved_state_url()) as store:
+        with store.begin() as tx:
+            tx.enqueue(_rows(m, list(channels), down_result().checked_at))
+        results = {r.channel: r for r in deliver_pending(store, config)}
     assert results["ok"].ok and results["mail"].ok
     assert not results["dead"].ok and not results["broken"].ok
     assert len(receiver.messages) == 1 and len(handler.messages) == 1

@@ -2,7 +2,9 @@
 
 from prefect.client.orchestration import get_client
 
-from flows.monitor import run_once
+from alerting.config import load_config
+from alerting.standalone import run_drill
+from flows.service_monitor import run_once
 
 
 def config_text(target, receiver, extra_monitors=""):
@@ -37,10 +39,11 @@ def test_down_service_fails_the_flow_and_the_hook_alerts(target, receiver, write
     state, outcome = run_once(write_config(config_text(target, receiver)))
     assert state.is_failed()
     assert state.message.startswith("1 of 2 services down: api (HTTP 503 after 2 attempts; DOWN since ")
-    # the on_failure hook ran before the flow call returned: exactly one DOWN, for api
+    # the flow delivered the outbox before it returned: exactly one DOWN, for api
     assert receiver.titles() == ["DOWN: api"]
     body = receiver.messages[0]["message"]
     assert "expected HTTP 2xx, got HTTP 503" in body and "Attempts: 2" in body
+    assert "Alert ID: " in body
     run_id = str(state.state_details.flow_run_id)
     assert f"/runs/flow-run/{run_id}" in body  # link to the run in the Prefect UI
     assert [d.ok for d in outcome.deliveries] == [True]
@@ -78,8 +81,15 @@ def test_unusable_config_fails_the_run_with_the_reason(tmp_path):
 def test_drill_simulates_the_status_and_sends_drill_alerts(target, receiver, write_config):
     target.route("/api")
     target.route("/web")
-    state, outcome = run_once(write_config(config_text(target, receiver)), drill_monitor="web", drill_status=502)
-    assert state.is_failed() and state.message.startswith("[DRILL] 1 of 1 service down: web (HTTP 502")
-    assert receiver.titles() == ["[DRILL] DOWN: web"]
+    config = load_config(write_config(config_text(target, receiver)))
+    result, deliveries = run_drill(config, config.monitor("web"), 502)
+    assert not result.ok and result.status_code == 502
+    assert receiver.titles() == ["[DRILL] DOWN: web"] and [d.ok for d in deliveries] == [True]
     assert "HTTP 502" in receiver.messages[0]["message"]
     assert "web" not in target.hits and "/web" not in target.hits  # the real target was not called
+    # through the outbox like any alert, but the monitor's own state is untouched
+    from alerting.cycle import open_store
+
+    with open_store(config) as store:
+        assert store.states() == {}
+        assert [r.kind for r in store.outbox_rows()] == ["DRILL"]

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.config import ConfigError, parse_config
-from alerting.lifecycle import plan_alerts
+from alerting.cycle import plan_alerts
 from alerting.models import CheckResult, ErrorKind, MaintenanceWindow, MonitorSpec
 from alerting.policy import AlertKind, Hold, MonitorState, Status, hold_for, step
 

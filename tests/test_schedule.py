@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from alerting.models import MonitorSpec
 from alerting.schedule import due_monitors, host_of, interleave_by_host, smallest_interval
-from flows.monitor import check_services
+from flows.service_monitor import check_services
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -76,7 +76,7 @@ def test_served_cycle_checks_only_due_monitors(target, receiver, write_config):
         f"  - {{name: fast, url: '{target.url('/fast')}', interval: 0}}\n"
         f"  - {{name: slow, url: '{target.url('/slow')}', interval: 1h}}\n"
     )
-    from flows.monitor import service_monitor
+    from flows.service_monitor import service_monitor
     import asyncio
 
     first = asyncio.run(service_monitor(config_path=str(path), cycle_seconds=30, return_state=True))
@@ -89,7 +89,7 @@ def test_served_cycle_checks_only_due_monitors(target, receiver, write_config):
 
 
 def test_status_artifact_keeps_small_tables_whole_and_big_ones_to_what_matters():
-    from flows.monitor import artifact_rows
+    from flows.status_artifact import artifact_rows
 
     small = [{"monitor": f"m{i}", "status": "UP", "this_run": "ok"} for i in range(10)]
     assert artifact_rows(small, limit=100) == (small, "")
@@ -102,17 +102,11 @@ def test_status_artifact_keeps_small_tables_whole_and_big_ones_to_what_matters()
     assert "Showing 3 of 500 monitors" in note
 
 
-def test_a_served_process_keeps_only_the_last_few_outcomes():
-    import flows.registry as registry
-
-    for i in range(registry.KEEP + 10):
-        registry.remember(f"run-{i}", object())
-    assert len(registry.OUTCOMES) == registry.KEEP
-    assert f"run-{registry.KEEP + 9}" in registry.OUTCOMES and "run-0" not in registry.OUTCOMES
-
-
 def test_big_configs_publish_only_the_monitors_that_matter(target, write_config):
-    from flows.monitor import ARTIFACT_ROWS, _status_table, artifact_rows, run_once
+    from alerting.config import load_config
+    from alerting.cycle import open_store
+    from flows.service_monitor import run_once
+    from flows.status_artifact import ARTIFACT_ROWS, artifact_rows, status_table
 
     n = ARTIFACT_ROWS + 20
     for i in range(n):
@@ -122,8 +116,10 @@ def test_big_configs_publish_only_the_monitors_that_matter(target, write_config)
         + "".join(f"  - {{name: m{i}, url: '{target.url(f'/m{i}')}'}}\n" for i in range(n))
     )
     state, outcome = run_once(path)
-    assert state.is_failed() and len(outcome.results) == n
-    rows, note = artifact_rows(_status_table(outcome), total=n)
+    assert state.is_failed() and len(outcome.cycle.results) == n
+    with open_store(load_config(path)) as store:
+        table = status_table(load_config(path), outcome.cycle, store)
+    rows, note = artifact_rows(table, total=n)
     assert [r["monitor"] for r in rows] == ["m3", "m77"]
     assert rows[0]["uptime_24h"] == 0.0 and rows[0]["this_run"].startswith("FAIL")
     assert f"Showing 2 of {n} monitors" in note

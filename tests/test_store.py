@@ -10,10 +10,10 @@ import pytest
 
 from alerting.check import check
 from alerting.config import parse_config
-from alerting.delivery import send_with_retry
-from alerting.lifecycle import deliver_pending, record_cycle, status_rows
-from alerting.render import render_test
-from alerting.store import NewAlert, Store, StoreError, check_history, schema_version
+from alerting.cycle import record_cycle
+from alerting.outbox import deliver_pending
+from alerting.status_view import status_rows
+from alerting.store import SCHEMA_VERSION, NewAlert, Store, StoreError, check_history, schema_version
 from lifecycle_support import Target
 from servers import Receiver
 
@@ -74,7 +74,7 @@ def test_default_store_is_sqlite_next_to_the_config_with_wal_and_a_schema_versio
     store.close()
     db = sqlite3.connect(tmp_path / ".alerting" / "state.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     db.execute("UPDATE schema_version SET version = 99")
     db.commit()
     db.close()
@@ -109,7 +109,7 @@ def test_a_failing_channel_gets_the_alert_once_late_not_lost(tmp_path, target, r
     ops = receivers[0]
     ops.fail_with = 500
     _, sent = cycle(store, cfg, T0)
-    assert [d.ok for d in sent] == [False] and ops.refused == 3  # three tenacity attempts
+    assert [d.ok for d in sent] == [False] and ops.refused == 1  # one attempt per pass; backoff across runs
     assert CANARY not in repr(sent) and CANARY not in repr(store.outbox_rows())
     (pending,) = store.outbox_rows(pending_only=True)
     assert pending.attempts == 1 and pending.last_error
@@ -117,7 +117,7 @@ def test_a_failing_channel_gets_the_alert_once_late_not_lost(tmp_path, target, r
     _, sent = cycle(store, cfg, T0 + timedelta(minutes=10))
     assert [d.ok for d in sent] == [True]
     assert ops.titles() == ["DOWN: svc0"]
-    assert "Delivered late: this alert is from 2026-03-01 12:00:00 UTC" in ops.messages[0]["message"]
+    assert "Delivered late: this alert is from 2026-03-01 12:00:00 UTC (delivery attempt 2)" in ops.messages[0]["message"]
     cycle(store, cfg, T0 + timedelta(minutes=11))
     assert ops.titles() == ["DOWN: svc0"] and store.outbox_rows(pending_only=True) == []
     store.close()
@@ -161,24 +161,32 @@ def test_silence_holds_alerts_and_unsilence_lets_the_down_through(tmp_path, targ
 
 
 def test_outbox_dedup_key_and_claims_never_send_twice(tmp_path):
+    from alerting.outbox import LEASE
+
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     alert = NewAlert("a1", "ops", "DOWN", "svc", "DOWN: svc", "md", "text", T0)
     with store.begin() as tx:
         assert tx.enqueue([alert, alert]) == 1
     with store.begin() as tx:
         assert tx.enqueue([alert]) == 0
-    assert len(store.claim_pending(T0)) == 1
-    assert store.claim_pending(T0) == []  # claimed by the first worker (lease)
-    assert len(store.claim_pending(T0 + timedelta(minutes=6))) == 1  # the lease expired: a crashed worker
+    (row,) = store.live_outbox()
+    assert store.claim(row.id, T0, LEASE).attempts == 1
+    assert store.claim(row.id, T0 + LEASE / 2, LEASE) is None  # held by the first worker
+    assert store.claim(row.id, T0 + LEASE * 2, LEASE).attempts == 2  # the claim expired: a crashed worker
     store.close()
 
 
-def test_retry_after_on_429_is_honoured(receivers):
-    cfg = parse_config(f'channels: {{ops: "{receivers[0].apprise_url()}"}}\n', "m.yaml", environ={})
-    receivers[0].fail_with, receivers[0].fail_times, receivers[0].retry_after = 429, 1, "7"
-    waits: list[float] = []
-    result = send_with_retry(cfg.channels["ops"], render_test("t", "b"), sleep=waits.append)
-    assert result.ok and result.attempts == 2 and waits == [7.0]
+def test_retry_after_on_429_sets_the_next_attempt(tmp_path, target, receivers):
+    cfg = make_config(tmp_path, target, receivers, failure_threshold=1)
+    ops = receivers[0]
+    ops.fail_with, ops.fail_times, ops.retry_after = 429, 1, "600"
+    with Store(cfg.resolved_state_url()) as store:
+        _, sent = cycle(store, cfg, T0)
+        assert [d.ok for d in sent] == [False] and sent[0].retry_after == 600.0
+        (row,) = store.live_outbox()
+        assert row.next_attempt_at == T0 + timedelta(seconds=600)
+        assert deliver_pending(store, cfg, T0 + timedelta(seconds=599)) == []  # not before Retry-After
+        assert [d.ok for d in deliver_pending(store, cfg, T0 + timedelta(seconds=600))] == [True]
 
 
 def test_history_rows_are_small_and_pruned(tmp_path):
@@ -215,7 +223,7 @@ def test_sqlite_file_survives_a_reopen_with_results(tmp_path, target, receivers)
     assert reopened.states()["svc0"].notified_down
     with reopened.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-        assert conn.execute(schema_version.select()).fetchall() == [(1,)]
+        assert conn.execute(schema_version.select()).fetchall() == [(SCHEMA_VERSION,)]
     reopened.close()
 
 
@@ -243,39 +251,18 @@ def test_overlapping_runs_queue_one_down_not_two(tmp_path, target, receivers):
         s.close()
 
 
-def test_a_hook_that_cannot_reach_the_store_logs_and_does_not_raise(tmp_path, target, receivers):
-    import logging
-
-    from flows.monitor import CycleOutcome, deliver_outcome
-
-    cfg = make_config(tmp_path, target, receivers)
-    (tmp_path / "blocker").write_text("a file where the store's directory should be")
-    cfg.state_url = f"sqlite:///{tmp_path / 'blocker' / 'state.db'}"
-    outcome = CycleOutcome(config_path=cfg.path, config=cfg, specs={s.name: s for s in cfg.monitors})
-    logger = logging.getLogger("test-hook")
-    seen: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record.getMessage())
-    logger.addHandler(handler)
-    try:
-        deliver_outcome(outcome, "failed", logger)  # must not raise
-    finally:
-        logger.removeHandler(handler)
-    assert any("cannot create the folder" in m and "stay in the outbox" in m for m in seen), seen
-
-
-def test_a_dead_channel_costs_one_retry_series_per_run_not_one_per_pending_alert(tmp_path, target, receivers):
+def test_a_dead_channel_costs_one_attempt_per_run_not_one_per_pending_alert(tmp_path, target, receivers):
     cfg = make_config(tmp_path, target, receivers, monitors=3, failure_threshold=1)
     store = Store(cfg.resolved_state_url())
     ops = receivers[0]
     ops.fail_with = 500
     _, sent = cycle(store, cfg, T0)
-    assert [d.ok for d in sent] == [False, False, False]
-    assert ops.refused == 3  # one series of three attempts, then the other two wait for the next run
-    assert all(r.attempts == 1 for r in store.outbox_rows(pending_only=True))
+    assert [d.ok for d in sent] == [False]
+    assert ops.refused == 1  # one attempt, then the other two wait for the next run, in order
+    assert [r.attempts for r in store.outbox_rows(pending_only=True)] == [1, 0, 0]
     ops.fail_with = None
     cycle(store, cfg, T0 + timedelta(minutes=1))
-    assert sorted(ops.titles()) == ["DOWN: svc0", "DOWN: svc1", "DOWN: svc2"]
+    assert ops.titles() == ["DOWN: svc0", "DOWN: svc1", "DOWN: svc2"]
     store.close()
 
 
