@@ -324,14 +324,22 @@ def serve(
               f"'service-monitor/{name}'. Ctrl-C to stop.")
     from prefect.exceptions import TerminationSignal
 
+    from flows.serving import AlreadyServed
+
+    refused = None
     try:
         serve_monitor(config, seconds, name, server, shard, in_process)
     except (KeyboardInterrupt, TerminationSignal):
         pass
+    except AlreadyServed as exc:
+        refused = str(exc)
     finally:
         _flush_prefect_logs()
         server.stop()
-        out.print("stopped")
+        if refused is None:
+            out.print("stopped")
+    if refused is not None:
+        fail(refused)
     if in_process:
         # Prefect's background workers of in-process runs are not daemon threads and can hold the
         # interpreter open after Ctrl-C; everything is flushed and stopped by now.

@@ -258,9 +258,9 @@ def notice_channels(config: Config) -> list[str]:
     return list(used)
 
 
-def queue_notice(store: Store, config: Config, kind: str, lead: str, rows: list[tuple[str, str]],
-                 now: datetime) -> int:
-    """Queue a notice (``NOTICE`` degraded, ``RESTORED`` back to normal) for every notice channel."""
-    message = render_notice(kind, lead, rows + [("Time", f"{now:%Y-%m-%d %H:%M:%S} UTC")])
-    with store.begin() as tx:
-        return tx.enqueue(_rows(message, notice_channels(config), now))
+def notice_rows(config: Config, kind: str, title: str, lead: str, rows: list[tuple[str, str]],
+                now: datetime) -> list[NewAlert]:
+    """Outbox rows for a notice about the monitoring itself (``NOTICE``: degraded, ``RESTORED``:
+    back to normal), one per notice channel."""
+    message = render_notice(kind, title, lead, rows + [("Time", f"{now:%Y-%m-%d %H:%M:%S} UTC")])
+    return _rows(message, notice_channels(config), now)

@@ -39,11 +39,11 @@ def with_alert_id(message: AlertMessage, short_id: str) -> AlertMessage:
     )
 
 
-def render_notice(kind: str, lead: str, rows: list[tuple[str, str]]) -> AlertMessage:
+def render_notice(kind: str, title: str, lead: str, rows: list[tuple[str, str]]) -> AlertMessage:
     """A message about the monitoring itself (``NOTICE``: degraded, ``RESTORED``: back to normal)."""
-    markdown, text = _doc(lead, rows)
-    return AlertMessage(kind, None, f"{'MONITORING' if kind == 'NOTICE' else 'MONITORING OK'}: {lead}",
-                        markdown, text, severity=severity_of(kind))
+    markdown, text = _doc(lead + ".", rows)
+    prefix = "MONITORING DEGRADED" if kind == "NOTICE" else "MONITORING OK"
+    return AlertMessage(kind, None, f"{prefix}: {title}", markdown, text, severity=severity_of(kind))
 
 
 def _when(result: CheckResult) -> str:

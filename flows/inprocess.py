@@ -21,9 +21,6 @@ async def serve_in_process(flow, *, name: str, interval: float, parameters: dict
                            description: str = "", tags: list[str] | None = None) -> None:
     """Blocks: registers the deployment, then runs each scheduled run when it is due."""
     from prefect.client.orchestration import get_client
-    from prefect.flow_engine import run_flow_async
-    from prefect.states import Pending
-    from prefect.utilities.engine import propose_state
 
     deployment = await flow.ato_deployment(
         name=name, interval=interval, parameters=parameters, description=description, tags=tags or []
@@ -31,20 +28,47 @@ async def serve_in_process(flow, *, name: str, interval: float, parameters: dict
     deployment_id = await deployment.aapply()
     poll = poll or max(0.5, min(5.0, interval / 6))
     print(f"Serving deployment '{flow.name}/{name}' in this process; polling every {poll:g}s.", flush=True)
+    failing_since: float | None = None
     async with get_client() as client:
         while True:
-            now = datetime.now(timezone.utc)
-            runs = await client.get_scheduled_flow_runs_for_deployments(
-                deployment_ids=[deployment_id], scheduled_before=now + timedelta(seconds=0.5)
-            )
-            for flow_run in sorted(runs, key=lambda r: r.next_scheduled_start_time or now):
-                try:
-                    state = await propose_state(client, Pending(), flow_run_id=flow_run.id)
-                except Exception as exc:  # noqa: BLE001 - another runner took it, or it was cancelled
-                    log.info("Skipping flow run %s: %s", flow_run.id, exc)
-                    continue
-                if not state.is_pending():
-                    continue
-                flow_run = await client.read_flow_run(flow_run.id)
-                await run_flow_async(flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+            try:
+                if failing_since is not None:  # the server may have lost it (a new database)
+                    deployment_id = await deployment.aapply()
+                    log.warning("Prefect API reachable again; running scheduled flow runs")
+                    failing_since = None
+                await _run_due(client, flow, deployment_id)
+            except Exception as exc:  # noqa: BLE001 - the API is away: flows/serving.py checks meanwhile
+                if failing_since is None:
+                    failing_since = asyncio.get_running_loop().time()
+                    log.error("Prefect API unusable (%s); flow runs wait for it, the serve guard keeps checking",
+                              type(exc).__name__)
             await asyncio.sleep(poll)
+
+
+async def _run_due(client, flow, deployment_id) -> None:
+    """Claim and run, one after another, the deployment's scheduled runs that are due."""
+    from prefect.flow_engine import run_flow_async
+    from prefect.states import Cancelled, Pending
+    from prefect.utilities.engine import propose_state
+
+    now = datetime.now(timezone.utc)
+    runs = await client.get_scheduled_flow_runs_for_deployments(
+        deployment_ids=[deployment_id], scheduled_before=now + timedelta(seconds=0.5)
+    )
+    runs = sorted(runs, key=lambda r: r.next_scheduled_start_time or now)
+    for stale in runs[:-1]:  # after an outage: one run catches up, the older ones are skipped
+        try:
+            await propose_state(client, Cancelled(message="skipped: a later run covers this slot"),
+                                flow_run_id=stale.id)
+        except Exception:  # noqa: BLE001
+            pass
+    for flow_run in runs[-1:]:
+        try:
+            state = await propose_state(client, Pending(), flow_run_id=flow_run.id)
+        except Exception as exc:  # noqa: BLE001 - another runner took it, or it was cancelled
+            log.info("Skipping flow run %s: %s", flow_run.id, exc)
+            continue
+        if not state.is_pending():
+            continue
+        flow_run = await client.read_flow_run(flow_run.id)
+        await run_flow_async(flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")

@@ -134,34 +134,45 @@ def serve_monitor(
     config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None,
     in_process: bool = False,
 ) -> None:
-    """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C."""
+    """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C.
+
+    Raises ``AlreadyServed`` (before serving anything) when another live process serves ``name``."""
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ.setdefault("PREFECT_UI_URL", server.ui_url)
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
+    from flows.serving import ServeGuard
+
     with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url}):
         from flows.service_monitor import FLOW_NAME, service_monitor
 
-        threading.Thread(
-            target=_first_run_now, args=(f"{FLOW_NAME}/{name}", server.api_url), daemon=True
-        ).start()
-        parameters = {"config_path": str(config_path.resolve()), "cycle_seconds": interval, "shard": shard}
-        description = f"Checks the monitors in {config_path.resolve()} every {interval:g}s"
-        if in_process:
-            import asyncio
+        guard = ServeGuard(config_path.resolve(), interval, f"{FLOW_NAME}/{name}", server.api_url, shard)
+        guard.claim()
+        guard.start()
+        try:
+            threading.Thread(
+                target=_first_run_now, args=(f"{FLOW_NAME}/{name}", server.api_url), daemon=True
+            ).start()
+            parameters = {"config_path": str(config_path.resolve()), "cycle_seconds": interval, "shard": shard}
+            description = f"Checks the monitors in {config_path.resolve()} every {interval:g}s"
+            if in_process:
+                import asyncio
 
-            from flows.inprocess import serve_in_process
+                from flows.inprocess import serve_in_process
 
-            asyncio.run(serve_in_process(
-                service_monitor, name=name, interval=interval, parameters=parameters,
-                description=description, tags=["outage-alerting"],
-            ))
-            return
-        service_monitor.serve(
-            name=name,
-            interval=interval,
-            parameters=parameters,
-            description=description,
-            tags=["outage-alerting"],
-            print_starting_message=True,
-        )
+                asyncio.run(serve_in_process(
+                    service_monitor, name=name, interval=interval, parameters=parameters,
+                    description=description, tags=["outage-alerting"],
+                ))
+                return
+            service_monitor.serve(
+                name=name,
+                interval=interval,
+                parameters=parameters,
+                description=description,
+                tags=["outage-alerting"],
+                print_starting_message=True,
+            )
+        finally:
+            guard.stop()
+            guard.release()
