@@ -6,6 +6,7 @@ local ``prefect server start`` is launched with its UI, and stopped again on Ctr
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -119,15 +120,41 @@ def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> No
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deadline = time.monotonic() + wait
-    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            try:
-                deployment = client.read_deployment_by_name(deployment_name)
-            except Exception:  # noqa: BLE001 - not registered yet
-                time.sleep(0.5)
-                continue
-            client.create_flow_run_from_deployment(deployment.id, tags=["first-run"])
-            return
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+            while time.monotonic() < deadline:
+                try:
+                    deployment = client.read_deployment_by_name(deployment_name)
+                except Exception:  # noqa: BLE001 - not registered yet
+                    time.sleep(0.5)
+                    continue
+                client.create_flow_run_from_deployment(deployment.id, tags=["first-run"])
+                return
+    except Exception as exc:  # noqa: BLE001 - the schedule's next slot checks instead
+        logging.getLogger("alerting.serve").warning("Could not start the first run at once (%s)", type(exc).__name__)
+
+
+class OneLineErrors(logging.Filter):
+    """Prefect's own warnings about a lost connection carry a traceback; a person reading the serve
+    output needs one line (the exception type), not Prefect's internals."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and not record.name.startswith("alerting"):
+            exc = record.exc_info[1]
+            while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+                exc = exc.exceptions[0]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {str(exc)[:200]})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_prefect_tracebacks() -> None:
+    for name in ("prefect", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, OneLineErrors) for f in handler.filters):
+                handler.addFilter(OneLineErrors())
 
 
 def serve_monitor(
@@ -146,6 +173,7 @@ def serve_monitor(
     with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url}):
         from flows.service_monitor import FLOW_NAME, service_monitor
 
+        quiet_prefect_tracebacks()
         guard = ServeGuard(config_path.resolve(), interval, f"{FLOW_NAME}/{name}", server.api_url, shard)
         guard.claim()
         guard.start()

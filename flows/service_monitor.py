@@ -15,7 +15,6 @@ Prefect's heartbeat keep going during a slow cycle.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, MonitorSpec
 from alerting.outbox import deliver_pending
 from blocks.loader import with_block_monitors
+from flows import run_reports
 from flows.automations import announce_late, announce_run
 from flows.status_artifact import publish_status_table, status_table
 
@@ -47,10 +47,6 @@ class RunReport:
     deliveries: list[DeliveryResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     message: str = ""
-
-
-# ``run_once`` puts a list here; a flow run in this process appends its report. Only the CLI reads it.
-_REPORTS: contextvars.ContextVar[list[RunReport] | None] = contextvars.ContextVar("alerting_run_reports", default=None)
 
 
 class BatchResults(list):
@@ -181,7 +177,6 @@ async def service_monitor(
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
-    sink = _REPORTS.get()
     try:
         config = await asyncio.to_thread(load_config, config_path)
     except ConfigError as exc:
@@ -189,8 +184,7 @@ async def service_monitor(
             logger.error("%s", problem)
         message = f"config unusable: {exc.problems[0]}" + (
             f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else "")
-        if sink is not None:
-            sink.append(RunReport(problems=[str(p) for p in exc.problems], message=message))
+        run_reports.report(RunReport(problems=[str(p) for p in exc.problems], message=message))
         announce_run(False, message)
         return Failed(message=message)
     config = await with_block_monitors(config, use_monitor_blocks, monitor_block_tag)  # blocks/loader.py
@@ -211,8 +205,7 @@ async def service_monitor(
         if not config.monitor(ev.monitor).channels:
             logger.warning("%s: %s but no channels are configured: nobody is alerted", ev.monitor, ev.kind.value)
     log_deliveries(logger, deliveries)
-    if sink is not None:
-        sink.append(RunReport(report, deliveries, [str(p) for p in config.problems], report.message))
+    run_reports.report(RunReport(report, deliveries, [str(p) for p in config.problems], report.message))
     await publish_status_table(table, len(config.monitors), report.message, logger)
     announce_run(report.ok, report.message)  # the server's automations listen (docs/automations.md)
     return Completed(message=report.message) if report.ok else Failed(message=report.message)
@@ -234,10 +227,6 @@ def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
 
 def run_once(config_path: str | Path, shard: str | None = None):
     """Run the flow in this process; return (final state, RunReport or None)."""
-    reports: list[RunReport] = []
-    token = _REPORTS.set(reports)
-    try:
+    with run_reports.collecting() as reports:
         state = asyncio.run(service_monitor(config_path=str(config_path), shard=shard, return_state=True))
-    finally:
-        _REPORTS.reset(token)
     return state, (reports[0] if reports else None)

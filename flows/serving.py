@@ -90,7 +90,7 @@ class ServeGuard:
         self.degraded_checks = 0
         self._next_cycle = 0.0
         self._next_heartbeat = 0.0
-        self._next_stall_check = time.monotonic() + STALL_AFTER * self.interval
+        self._next_stall_check = time.monotonic() + max(STALL_AFTER * self.interval, 60.0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -158,9 +158,14 @@ class ServeGuard:
 
     def _heartbeat(self) -> None:
         """Renew the lease; resume the schedule if something paused it while we serve it."""
+        from prefect.exceptions import ObjectNotFound
+
         with self._client() as client:
             self._write_lease(client)
-            deployment = client.read_deployment_by_name(self.deployment)
+            try:
+                deployment = client.read_deployment_by_name(self.deployment)
+            except ObjectNotFound:
+                return  # not registered yet (serving is starting), or the server lost it
             if deployment.paused:
                 client.resume_deployment(deployment.id)
                 log.warning("The schedule of %s was paused while this process serves it; resumed it",
@@ -190,6 +195,7 @@ class ServeGuard:
         if reason is None:
             if self.degraded:
                 self._restore()
+                self._next_stall_check = now + self._stall_after()
             self.down_since = None
             if now >= self._next_heartbeat:
                 self._next_heartbeat = now + HEARTBEAT
@@ -264,6 +270,9 @@ class ServeGuard:
                     tx.enqueue(notice_rows(config, kind, title, lead, rows, utcnow()))
             deliver_pending(store, config)
 
+    def _stall_after(self) -> float:
+        return max(STALL_AFTER * self.interval, 60.0)
+
     def _check_stalled(self) -> None:
         config = self._config()
         if config is None or not config.monitors:
@@ -271,7 +280,7 @@ class ServeGuard:
         with open_store(config) as store:
             last = store.last_checked()
         newest = max(last.values(), default=None)
-        if newest is not None and (utcnow() - newest).total_seconds() > STALL_AFTER * self.interval:
+        if newest is not None and (utcnow() - newest).total_seconds() > self._stall_after():
             log.error("No check recorded for %.0fs although the Prefect API answers (a stalled runner or a "
                       "paused schedule?); checking from this process", (utcnow() - newest).total_seconds())
             self._cycle("flow runs stalled")
