@@ -134,29 +134,6 @@ def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> No
         logging.getLogger("alerting.serve").warning("Could not start the first run at once (%s)", type(exc).__name__)
 
 
-class OneLineErrors(logging.Filter):
-    """Prefect's own warnings about a lost connection carry a traceback; a person reading the serve
-    output needs one line (the exception type), not Prefect's internals."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None and not record.name.startswith("alerting"):
-            exc = record.exc_info[1]
-            while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-                exc = exc.exceptions[0]
-            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {str(exc)[:200]})"
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def quiet_prefect_tracebacks() -> None:
-    for name in ("prefect", ""):
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, OneLineErrors) for f in handler.filters):
-                handler.addFilter(OneLineErrors())
-
-
 def serve_monitor(
     config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None,
     in_process: bool = False,
@@ -168,12 +145,13 @@ def serve_monitor(
     os.environ.setdefault("PREFECT_UI_URL", server.ui_url)
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
+    from flows.quiet_logs import quiet_prefect_tracebacks
     from flows.serving import ServeGuard
 
     with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url}):
         from flows.service_monitor import FLOW_NAME, service_monitor
 
-        quiet_prefect_tracebacks()
+        quiet_prefect_tracebacks()  # again each guard tick: Prefect's runner sets up its own handlers
         guard = ServeGuard(config_path.resolve(), interval, f"{FLOW_NAME}/{name}", server.api_url, shard)
         guard.claim()
         guard.start()

@@ -33,6 +33,7 @@ from alerting.outbox import deliver_pending
 from blocks.loader import with_block_monitors
 from flows import run_reports
 from flows.automations import announce_late, announce_run
+from flows.quiet_logs import quiet_prefect_tracebacks
 from flows.status_artifact import publish_status_table, status_table
 
 FLOW_NAME = "service-monitor"
@@ -177,6 +178,7 @@ async def service_monitor(
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
+    quiet_prefect_tracebacks()
     try:
         config = await asyncio.to_thread(load_config, config_path)
     except ConfigError as exc:

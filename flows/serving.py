@@ -39,6 +39,7 @@ from alerting.cycle import notice_rows, open_store
 from alerting.models import utcnow
 from alerting.outbox import deliver_pending
 from alerting.standalone import cycle_and_deliver
+from flows.quiet_logs import quiet_prefect_tracebacks
 
 log = logging.getLogger("alerting.serve")
 
@@ -190,6 +191,7 @@ class ServeGuard:
             self._stop.wait(self.poll)
 
     def tick(self) -> None:
+        quiet_prefect_tracebacks()  # Prefect's runner installs its handlers after we start
         reason = api_health(self.api_url)
         now = time.monotonic()
         if reason is None:

@@ -1,0 +1,30 @@
+"""One line, not a traceback, for Prefect's own errors in what a person reads (serve output, flow logs)."""
+
+from __future__ import annotations
+
+import logging
+
+
+class OneLineErrors(logging.Filter):
+    """Prefect's own warnings about a lost connection carry a traceback; a person reading the serve
+    output needs one line (the exception type), not Prefect's internals."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and not record.name.startswith("alerting"):
+            exc = record.exc_info[1]
+            while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+                exc = exc.exceptions[0]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {str(exc)[:200]})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_prefect_tracebacks() -> None:
+    """Put the filter on every handler of the root and the ``prefect.*`` loggers (idempotent)."""
+    names = [""] + [n for n in list(logging.root.manager.loggerDict) if n == "prefect" or n.startswith("prefect.")]
+    for name in names:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, OneLineErrors) for f in handler.filters):
+                handler.addFilter(OneLineErrors())
