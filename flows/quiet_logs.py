@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 
 class OneLineErrors(logging.Filter):
@@ -10,6 +12,8 @@ class OneLineErrors(logging.Filter):
     output needs one line (the exception type), not Prefect's internals."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is None:  # logged with exc_info but no exception:
+            record.exc_info = None  # Prefect's formatter would print "NoneType: None"
         if record.exc_info and record.exc_info[1] is not None and not record.name.startswith("alerting"):
             exc = record.exc_info[1]
             while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -28,3 +32,11 @@ def quiet_prefect_tracebacks() -> None:
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, OneLineErrors) for f in handler.filters):
                 handler.addFilter(OneLineErrors())
+
+
+LOGGING_CONFIG = Path(__file__).with_name("logging.yml")
+
+
+def quiet_child_processes() -> None:
+    """Flow-run processes that Prefect's runner starts read this config (unless the user set one)."""
+    os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(LOGGING_CONFIG))
