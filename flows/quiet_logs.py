@@ -40,3 +40,23 @@ LOGGING_CONFIG = Path(__file__).with_name("logging.yml")
 def quiet_child_processes() -> None:
     """Flow-run processes that Prefect's runner starts read this config (unless the user set one)."""
     os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(LOGGING_CONFIG))
+
+
+def _service_loop_printer(*args: object, **_: object) -> None:
+    text = " ".join(str(a) for a in args).strip()
+    if not text:
+        return
+    if "Traceback (most recent call last)" in text:
+        text = text.splitlines()[-1]  # the exception itself
+    logging.getLogger("prefect.runner").warning("%s", text)
+
+
+def quiet_prefect_service_loops() -> None:
+    """Prefect's runner polls the API in ``critical_service_loop``, which *prints* whole tracebacks
+    (not logs them) when the API is away. Its ``printer`` default becomes one log line per error."""
+    from prefect.utilities import services
+
+    loop = services.critical_service_loop
+    defaults = loop.__defaults__ or ()
+    if print in defaults:
+        loop.__defaults__ = tuple(_service_loop_printer if d is print else d for d in defaults)

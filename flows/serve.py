@@ -145,13 +145,14 @@ def serve_monitor(
     os.environ.setdefault("PREFECT_UI_URL", server.ui_url)
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-    from flows.quiet_logs import quiet_child_processes, quiet_prefect_tracebacks
+    from flows.quiet_logs import quiet_child_processes, quiet_prefect_service_loops, quiet_prefect_tracebacks
     from flows.serving import ServeGuard
 
     with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url}):
         from flows.service_monitor import FLOW_NAME, service_monitor
 
         quiet_child_processes()
+        quiet_prefect_service_loops()
         quiet_prefect_tracebacks()  # again each guard tick: Prefect's runner sets up its own handlers
         guard = ServeGuard(config_path.resolve(), interval, f"{FLOW_NAME}/{name}", server.api_url, shard)
         guard.claim()

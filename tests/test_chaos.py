@@ -278,9 +278,10 @@ class ServedMonitor:
     def close(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGINT)
+                try:  # Ctrl-C to serve itself; it stops its flow runs (then anything left is killed)
+                    os.kill(proc.pid, signal.SIGINT)
                     proc.wait(timeout=30)
+                    os.killpg(proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     try:
                         os.killpg(proc.pid, signal.SIGKILL)
