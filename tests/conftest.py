@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from toolkit import (  # noqa: E402 - tests/ on sys.path first
+from toolkit import (
     PrefectServer,
     Receiver,
     SMTPServer,

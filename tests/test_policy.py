@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -28,7 +29,7 @@ def result(ok: bool, at: datetime, name: str = "api", error: str = "HTTP 503 Ser
     )
 
 
-def play(s: MonitorSpec, script: str, windows: list[MaintenanceWindow] = (), state: MonitorState | None = None,
+def play(s: MonitorSpec, script: str, windows: Sequence[MaintenanceWindow] = (), state: MonitorState | None = None,
          start: int = 0):
     """``script``: one char per minute from minute ``start``, ``.`` up, ``x`` down.
     Returns [(minute, event)] and the last state."""

@@ -54,7 +54,7 @@ def run_both_workers(config: Path) -> list[subprocess.CompletedProcess]:
         for p in procs:
             stop(p)
     outputs = [log.read_text() for log in logs]  # stdout and stderr together
-    return [subprocess.CompletedProcess(p.args, code, out, out) for p, code, out in zip(procs, codes, outputs)]
+    return [subprocess.CompletedProcess(p.args, code, out, out) for p, code, out in zip(procs, codes, outputs, strict=True)]
 
 
 def test_two_workers_share_a_postgres_store(postgres, target, receiver, write_config):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +48,7 @@ class PrefectServer:
         self.ui_url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.home / "server.log"
         self.extra_env = extra_env or {}
-        self.process = None
+        self.process: subprocess.Popen | None = None
         self.env = {
             **os.environ, **SERVER_ENV, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url,
             "PREFECT_UI_URL": self.ui_url,

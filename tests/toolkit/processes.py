@@ -11,6 +11,7 @@ do, even after the runner died and its children were re-parented.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,20 +52,14 @@ def spawn(
     :func:`kill_leftovers`. Output goes to ``log`` (appended) or ``stdout``."""
     proc_id = uuid.uuid4().hex
     full_env = {**(os.environ if env is None else env), RUN_MARK: RUN_ID, PROC_MARK: proc_id}
-    sink: IO[Any] | int | None = stdout
-    opened = None
-    if log is not None:
-        opened = sink = open(log, "ab")
-    try:
+    # the child gets its own copy of the log's descriptor: ours closes when Popen returns
+    with open(log, "ab") if log is not None else contextlib.nullcontext(stdout) as sink:
         proc = subprocess.Popen(
             list(cmd), env=full_env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink,
             stderr=subprocess.STDOUT if sink is not None else None, text=text,
             start_new_session=True,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
-    finally:
-        if opened is not None:
-            opened.close()  # the child has its own copy of the descriptor
     proc.toolkit_id = proc_id  # type: ignore[attr-defined]
     _STARTED.append(proc)
     return proc

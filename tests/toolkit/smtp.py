@@ -22,7 +22,7 @@ class SMTPServer:
         self.messages: list[EmailMessage] = []
         self.lock = threading.Lock()
 
-        class Collect(Message):  # type: ignore[misc]
+        class Collect(Message):
             def handle_message(self, message: EmailMessage) -> None:
                 with owner.lock:
                     owner.messages.append(message)
