@@ -10,13 +10,13 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))  # the test toolkit: servers, processes, waits
-from toolkit import PrefectServer, free_port, spawn, wait_for  # noqa: E402
+from toolkit import PrefectServer, WaitTimeout, free_port, spawn, wait_for  # noqa: E402
 from toolkit import stop as stop_group  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _SERVERS: dict[int, PrefectServer] = {}
 
-__all__ = ["BENCH", "PrefectServer", "cpu_seconds", "free_port", "process_tree", "rss_mb", "start_prefect_server",
+__all__ = ["BENCH", "PrefectServer", "WaitTimeout", "cpu_seconds", "free_port", "process_tree", "rss_mb", "start_prefect_server",
            "start_target", "stop", "wait_for", "write_config"]
 
 

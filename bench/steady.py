@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    WaitTimeout,
     cpu_seconds,
     process_tree,
     rss_mb,
@@ -121,9 +122,10 @@ def main() -> None:
         time.sleep(args.cycles * args.interval)  # the measurement window itself
         elapsed = time.monotonic() - start
         # the run due at the end of the window may still be checking: give it up to 60 s to finish
-        settle = time.monotonic() + 60
-        while finished_runs(api) - runs0 < int(elapsed // args.interval) and time.monotonic() < settle:
-            time.sleep(0.5)
+        try:
+            wait_for(lambda: finished_runs(api) - runs0 >= int(elapsed // args.interval), 60, interval=0.5)
+        except WaitTimeout:
+            pass  # a run that did not finish counts as missed checks below
         runs = finished_runs(api) - runs0
         cpu_srv, cpu_mon = tree_cpu(server.pid) - cpu_srv0, tree_cpu(serve.pid) - cpu_mon0
         checks = checks_in_store(store_db)[0] - store0

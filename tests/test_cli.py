@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import free_port, stop
+from toolkit import free_port, interrupt
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 CANARY = "CANARY-7f3a9c"
@@ -228,7 +228,7 @@ def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(
         raise AssertionError(f"{exc}\n--- serve log ---\n{log.read_text()[-3000:]}") from None
     assert receiver.titles()[0] == "DOWN: api"
     assert f"http://127.0.0.1:{port}/runs/flow-run/" in receiver.messages[0]["message"]
-    assert stop(proc, timeout=60) == 0  # Ctrl-C to the group: serve stops its server and exits 0
+    assert interrupt(proc, timeout=60) == 0  # Ctrl-C: serve stops its own server and exits 0
     output = log.read_text()
     assert f"Prefect server: http://127.0.0.1:{port} (started here" in output
     assert "stopped" in output, output[-3000:]

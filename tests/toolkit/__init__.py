@@ -2,7 +2,8 @@
 
     wait_for(condition, timeout, interval)   poll until truthy, else WaitTimeout naming what never happened
     free_port()                              a free TCP port on 127.0.0.1
-    spawn / stop / kill / kill_leftovers     processes in their own group, stopped with their whole tree
+    spawn / stop / kill / interrupt          processes in their own group, stopped with their whole tree
+    kill_leftovers                           the session's safety net: kills whatever the run left behind
     Target, Receiver                         HTTP target to check, webhook receiver to alert (switchable)
     SMTPServer                               aiosmtpd on a free port, keeps the messages
     PrefectServer, retry_api                 a real Prefect server; retrying API calls while it is busy
@@ -16,11 +17,11 @@ from .http import Receiver, Request, Route, Target
 from .ports import free_port
 from .postgres import Postgres, find_bin
 from .prefect import PrefectServer, retry_api
-from .processes import die_with_parent, kill, kill_leftovers, spawn, stop
+from .processes import die_with_parent, interrupt, kill, kill_leftovers, spawn, stop
 from .smtp import SMTPServer
 from .waiting import WaitTimeout, wait_for
 
 __all__ = [
     "PrefectServer", "Postgres", "Receiver", "Request", "Route", "SMTPServer", "Target", "WaitTimeout",
-    "die_with_parent", "find_bin", "free_port", "kill", "kill_leftovers", "retry_api", "spawn", "stop", "wait_for",
+    "die_with_parent", "find_bin", "free_port", "interrupt", "kill", "kill_leftovers", "retry_api", "spawn", "stop", "wait_for",
 ]

@@ -68,8 +68,9 @@ class PrefectServer:
             return ""
 
     def start(self, timeout: float = 180) -> PrefectServer:
-        env = {**os.environ, **SERVER_ENV, **self.extra_env, "PREFECT_HOME": str(self.home)}
-        env.pop("PREFECT_API_URL", None)
+        # the server's own API URL: its UI tells the browser where the API is from this setting
+        env = {**os.environ, **SERVER_ENV, **self.extra_env, "PREFECT_HOME": str(self.home),
+               "PREFECT_API_URL": self.api_url, "PREFECT_UI_URL": self.ui_url}
         self.process = processes.spawn(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             env=env, log=self.log_path,

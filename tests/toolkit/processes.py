@@ -117,6 +117,18 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) 
     return proc.returncode
 
 
+def interrupt(proc: subprocess.Popen, timeout: float = 60) -> int:
+    """Ctrl-C to ``proc``'s group and wait for it to exit by itself (no sweep: a test can then check
+    what the process cleaned up on its own). Raises ``subprocess.TimeoutExpired``; the
+    ``start_process`` fixture still stops everything afterwards."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+    return proc.wait(timeout=timeout)
+
+
 def kill(proc: subprocess.Popen) -> int | None:
     """SIGKILL ``proc``'s group at once (a crash, not a shutdown), and every descendant."""
     return stop(proc, signal.SIGKILL, timeout=30)
