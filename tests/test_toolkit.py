@@ -49,6 +49,7 @@ def test_receiver_refuses_hangs_and_drops_on_demand(receiver):
     receiver.accept()
     assert receiver.titles() == ["a", "c"] and (receiver.refused, receiver.dropped, receiver.hung) == (1, 1, 1)
     assert receiver.received[0] == {"path": "/p", "title": "a"}
+    assert [p["title"] for p in receiver.posts] == ["a", "b", "c", "d", "e"]
     with pytest.raises(WaitTimeout, match=r"3 message\(s\).*\['a', 'c'\]"):
         receiver.wait_for(3, timeout=0.05)
 

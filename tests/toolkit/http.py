@@ -140,7 +140,8 @@ class Receiver:
     """A webhook receiver (e.g. for Apprise ``json://`` URLs) that records each accepted POST.
 
     Accepted: ``messages`` (JSON payloads), ``headers``, ``requests`` (path, headers, payload), and
-    ``received`` (each payload with the ``path`` it was posted to). It answers ``status``. On demand
+    ``received`` (each payload with the ``path`` it was posted to). Every POST, accepted or not:
+    ``posts`` (payloads) and ``attempts`` (requests). It answers ``status``. On demand
     it misbehaves instead of accepting, counting each case:
 
     - ``refuse(500)`` / ``fail_with = 500``: answer that status (``fail_times`` of them or all;
@@ -154,6 +155,7 @@ class Receiver:
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.requests: list[Request] = []
+        self.attempts: list[Request] = []  # every POST, whatever the answer (refused, hung, dropped)
         self.fail_with: int | None = None
         self.fail_times: int | None = None
         self.retry_after: str | None = None
@@ -173,6 +175,7 @@ class Receiver:
                 except ValueError:
                     payload = {"raw": body.decode("utf-8", "replace")}
                 with owner.event:
+                    owner.attempts.append(Request(self.path, dict(self.headers), payload))
                     refuse = owner.fail_with is not None and (owner.fail_times is None or owner.fail_times > 0)
                     hang, drop = owner.hang, owner.drop
                     if hang:
@@ -218,6 +221,12 @@ class Receiver:
     def messages(self) -> list[dict[str, Any]]:
         with self.event:
             return [r.payload for r in self.requests]
+
+    @property
+    def posts(self) -> list[dict[str, Any]]:
+        """The payload of every POST received, accepted or not."""
+        with self.event:
+            return [r.payload for r in self.attempts]
 
     @property
     def headers(self) -> list[dict[str, str]]:
