@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/alerting serve --config $(CONFIG)
 
-test: setup
+test: setup          # lint and type-check first (seconds), then the tests; configuration in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m pytest -q
 
 bench: setup          # every figure of the Performance section in one run (~35 min on 2 cores)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from servers import Target, free_port  # noqa: E402
+from toolkit import PrefectServer, Target
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
@@ -53,25 +53,8 @@ def main() -> None:
             "alerting run, 5 monitors, ephemeral Prefect server",
             timed([ALERTING, "run", "-c", str(config)], {**env, "PREFECT_HOME": f"{tmp}/home-eph"}, max(2, args.repeat // 2)),
         )
-        home = Path(tmp) / "home"
-        home.mkdir()
-        port = free_port()
-        server_env = {**env, "PREFECT_HOME": str(home)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            import urllib.request
-
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.3)
-            api_env = {**server_env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+        with PrefectServer(home=Path(tmp) / "home") as server:
+            api_env = {**env, "PREFECT_HOME": str(server.home), "PREFECT_API_URL": server.api_url}
             show("alerting run, 5 monitors, running local Prefect server", timed([ALERTING, "run", "-c", str(config)], api_env, args.repeat))
             for n in (100, 1000):
                 big = Path(tmp) / f"m{n}.yaml"
@@ -82,9 +65,6 @@ def main() -> None:
                 for i in range(n):
                     target.route(f"/p{i}")
                 show(f"alerting run, {n} monitors, running local Prefect server", timed([ALERTING, "run", "-c", str(big)], api_env, 2))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     target.close()
 
 

@@ -3,62 +3,50 @@
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))  # the test toolkit: servers, processes, waits
+from toolkit import PrefectServer, WaitTimeout, free_port, spawn, wait_for  # noqa: E402
+from toolkit import stop as stop_group  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+_SERVERS: dict[int, PrefectServer] = {}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["BENCH", "PrefectServer", "WaitTimeout", "cpu_seconds", "free_port", "process_tree", "rss_mb", "start_prefect_server",
+           "start_target", "stop", "wait_for", "write_config"]
 
 
 def start_target(ports: int = 4, latency: float = 0.02, error_rate: float = 0.0) -> tuple[subprocess.Popen, list[int]]:
-    proc = subprocess.Popen(
+    """bench/target.py (asyncio, several ports) in its own process group; returns it and its ports."""
+    proc = spawn(
         [sys.executable, str(BENCH / "target.py"), "--ports", str(ports), "--latency", str(latency),
          "--error-rate", str(error_rate)],
         stdout=subprocess.PIPE, text=True,
     )
+    assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, [int(p) for p in line.split()]
 
 
 def start_prefect_server(home: Path, extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(extra_env or {})}
-    env.pop("PREFECT_API_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=open(home / "server.log", "wb"), stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("Prefect server did not start")
+    """The toolkit's Prefect server in ``home``; returns its process (for CPU/RSS readings) and API URL."""
+    server = PrefectServer(home=home, extra_env=extra_env, keep_home=True).start()
+    assert server.process is not None
+    _SERVERS[server.process.pid] = server
+    return server.process, server.api_url
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """Stop a process started here with its whole tree (Ctrl-C, then SIGKILL after 20 s)."""
+    server = _SERVERS.pop(proc.pid, None)
+    if server is not None:
+        server.stop()
+    else:
+        stop_group(proc, signal.SIGINT, timeout=20)
 
 
 def write_config(path: Path, n: int, ports: list[int], concurrency: int = 64, extra: str = "") -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,7 +18,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_seconds, process_tree, rss_mb, start_prefect_server, start_target, stop, write_config  # noqa: E402
+from common import (
+    WaitTimeout,
+    cpu_seconds,
+    process_tree,
+    rss_mb,
+    spawn,
+    start_prefect_server,
+    start_target,
+    stop,
+    wait_for,
+    write_config,
+)
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
@@ -29,7 +39,8 @@ class Sampler(threading.Thread):
 
     def __init__(self, roots: dict[str, int]):
         super().__init__(daemon=True)
-        self.roots, self.peaks, self.running = roots, {}, True
+        self.roots, self.running = roots, True
+        self.peaks: dict[str, float] = {}
 
     def run(self) -> None:
         while self.running:
@@ -92,30 +103,29 @@ def main() -> None:
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ALERTING_APPRISE_PACING": "off",
            "PREFECT_LOGGING_LEVEL": "WARNING"}
-    serve = subprocess.Popen(
+    serve = spawn(
         [ALERTING, "serve", "-c", str(config), "--interval", f"{args.interval}s", "--name", "steady",
          *(["--in-process"] if args.in_process else [])],
-        env=env, stdout=open(tmp / "serve.log", "wb"), stderr=subprocess.STDOUT,
+        env=env, log=tmp / "serve.log",
     )
     sampler = Sampler({"prefect server": server.pid, "alerting serve": serve.pid})
     sampler.start()
     store_db = tmp / ".alerting" / "state.db"
     try:
         # warm-up: wait for the first finished run, then measure from there
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and finished_runs(api) < 1:
-            time.sleep(1)
+        wait_for(lambda: finished_runs(api) >= 1, 180, interval=1, what="the first finished run")
         runs0, cpu_srv0, cpu_mon0 = finished_runs(api), tree_cpu(server.pid), tree_cpu(serve.pid)
         store0 = checks_in_store(store_db)[0]
         dbs = (tmp / "prefect" / "prefect.db", store_db)
         bytes0 = db_bytes(*dbs)
         start = time.monotonic()
-        time.sleep(args.cycles * args.interval)
+        time.sleep(args.cycles * args.interval)  # the measurement window itself
         elapsed = time.monotonic() - start
         # the run due at the end of the window may still be checking: give it up to 60 s to finish
-        settle = time.monotonic() + 60
-        while finished_runs(api) - runs0 < int(elapsed // args.interval) and time.monotonic() < settle:
-            time.sleep(0.5)
+        try:
+            wait_for(lambda: finished_runs(api) - runs0 >= int(elapsed // args.interval), 60, interval=0.5)
+        except WaitTimeout:
+            pass  # a run that did not finish counts as missed checks below
         runs = finished_runs(api) - runs0
         cpu_srv, cpu_mon = tree_cpu(server.pid) - cpu_srv0, tree_cpu(serve.pid) - cpu_mon0
         checks = checks_in_store(store_db)[0] - store0

@@ -20,8 +20,8 @@ from prefect._internal.compatibility.async_dispatch import async_dispatch  # wha
 from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
-from alerting.config import ChannelSpec
 from alerting.apprise_quiet import apprise_accepts, instantiate_quietly
+from alerting.config import ChannelSpec
 from alerting.delivery import send
 from alerting.render import render_test
 

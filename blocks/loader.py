@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+
 from pydantic import SecretStr, ValidationError
 
 from alerting.config import _BLOCK_REF, ChannelSpec, Config, ConfigProblem, _pydantic_problems

@@ -1,76 +1,121 @@
-"""Shared fixtures. One real Prefect server (free port, temporary PREFECT_HOME) serves the session.
+"""Shared fixtures, named once; the servers and processes behind them live in tests/toolkit/.
 
-The server starts in ``pytest_configure``, before any test module imports Prefect, so that both
-in-process flow runs and ``alerting`` subprocesses use it through PREFECT_API_URL.
+One real Prefect server (free port, temporary PREFECT_HOME) serves the session. It starts in
+``pytest_configure``, before any test module imports Prefect, so that both in-process flow runs and
+``alerting`` subprocesses use it through PREFECT_API_URL. The block tests get a second server of
+their own (``prefect_server``), so the blocks they save never reach other tests' flow runs.
+
+Every process a test starts (``start_process``) is stopped with its whole tree when the test ends,
+passed or failed; at the end of the session a sweep kills anything the run left behind.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from prefect_server import start_prefect_server, stop_process  # noqa: E402
-from servers import Receiver, Target, free_port  # noqa: E402
+from toolkit import (
+    PrefectServer,
+    Receiver,
+    SMTPServer,
+    Target,
+    kill_leftovers,
+    spawn,
+    stop,
+)
 
-_SERVER: dict = {}
+_SESSION: dict[str, PrefectServer] = {}
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["ALERTING_APPRISE_PACING"] = "off"
     os.environ["ALERTING_DELIVERY_RETRY_WAIT"] = "0"
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
-    if os.environ.get("ALERTING_TEST_NO_SERVER"):
+    if os.environ.get("ALERTING_TEST_NO_SERVER") or hasattr(config, "workerinput"):
         return
-    home = Path(tempfile.mkdtemp(prefix="alerting-test-prefect-"))
-    port = free_port()
-    proc = start_prefect_server(home, port)
-    _SERVER.update(proc=proc, home=home)
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-    os.environ["PREFECT_UI_URL"] = f"http://127.0.0.1:{port}"
+    server = PrefectServer().start()
+    _SESSION["server"] = server
+    os.environ["PREFECT_HOME"] = str(server.home)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["PREFECT_UI_URL"] = server.ui_url
 
 
-def pytest_unconfigure(config):
-    proc = _SERVER.get("proc")
-    if proc is not None:
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = _SESSION.pop("server", None)
+    if server is not None:
         if "prefect" in sys.modules:  # send buffered run logs before the server goes away
             from prefect.logging.handlers import APILogWorker
 
             APILogWorker.drain_all(timeout=5)
-        stop_process(proc)
-        shutil.rmtree(_SERVER["home"], ignore_errors=True)
+        server.stop()
+    stragglers = kill_leftovers()  # the safety net: nothing this run started outlives it
+    if stragglers:
+        warnings.warn(f"killed {len(stragglers)} process(es) left behind by the tests: {stragglers}", stacklevel=1)
+
+
+# --- servers ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def target():
+def target() -> Iterator[Target]:
+    """An HTTP target: ``target.route('/x', statuses=[503, 200])``; other paths answer ``target.status``."""
     t = Target()
-    yield t
-    t.close()
+    try:
+        yield t
+    finally:
+        t.close()
 
 
 @pytest.fixture
-def receiver():
+def target_503() -> Iterator[Target]:
+    """A target whose every path answers 503."""
+    t = Target(status=503)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver; ``receiver.apprise_url()`` is its json:// channel URL."""
     r = Receiver()
-    yield r
-    r.close()
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture
-def failing_receiver():
-    r = Receiver(status=500)
-    yield r
-    r.close()
+def failing_receiver() -> Iterator[Receiver]:
+    """A receiver that refuses every message with HTTP 500."""
+    r = Receiver()
+    r.refuse(500)
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture
-def write_config(tmp_path):
+def smtp_server() -> Iterator[SMTPServer]:
+    server = SMTPServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
     def write(text: str, name: str = "monitors.yaml") -> Path:
         path = tmp_path / name
         path.write_text(text)
@@ -79,21 +124,45 @@ def write_config(tmp_path):
     return write
 
 
+# --- processes -------------------------------------------------------------------------------------
+
+
 @pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
+def start_process() -> Iterator[Callable[..., Any]]:
+    """``start_process(cmd, env=..., cwd=..., log=path)``: a process in its own group, stopped (Ctrl-C,
+    then SIGKILL) with every descendant when the test ends, whether it passed or not."""
+    started: list[Any] = []
 
-    class Collect(Message):
-        def __init__(self):
-            super().__init__()
-            self.messages = []
+    def start(cmd: list[str], **kwargs: Any) -> Any:
+        proc = spawn(cmd, **kwargs)
+        started.append(proc)
+        return proc
 
-        def handle_message(self, message):
-            self.messages.append(message)
+    try:
+        yield start
+    finally:
+        for proc in reversed(started):
+            stop(proc, timeout=30)
 
-    handler = Collect()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, handler
-    controller.stop()
+
+# --- the block tests' own Prefect server -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _blocks_prefect_server() -> Iterator[PrefectServer]:
+    server = PrefectServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefect_server(_blocks_prefect_server: PrefectServer) -> Iterator[PrefectServer]:
+    """The block tests' server; this process's Prefect settings point at it for one test."""
+    with _blocks_prefect_server.settings():
+        yield _blocks_prefect_server
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # send queued run logs while the server still answers

@@ -1,8 +1,9 @@
 """The HTTP check against real local servers; waits are recorded, never slept."""
 
+import json
 import socket
 import threading
-
+from datetime import datetime
 
 from alerting.check import BODY_LIMIT, build_session, check
 from alerting.models import ErrorKind, MonitorSpec
@@ -54,10 +55,10 @@ def test_fail_twice_then_recover_is_up_after_three_attempts(target):
 
 
 def test_hanging_server_hits_the_timeout(target):
-    url = target.route("/hang", statuses=[200], delay=2)
+    url = target.route("/hang", hang=True)  # holds every request until the test ends
     r = check(spec(url, timeout=0.2, attempts=2))
     assert not r.ok and r.error is ErrorKind.TIMEOUT and r.attempts == 2
-    assert r.elapsed_ms < 1900  # two attempts of 0.2 s, not two of 2 s
+    assert target.hits["/hang"] == 2 and r.status_code is None  # each attempt gave up on a server that never answered
 
 
 def test_refused_port():
@@ -149,9 +150,12 @@ def test_session_is_shared_across_threads(target):
 
 
 def test_json_shape(target):
-    import json
-
-    r = check(spec(target.route("/ok")))
-    data = json.loads(r.model_dump_json())
-    for key in ("ok", "status_code", "attempts", "latency_ms", "error", "message", "checked_at", "elapsed_ms"):
-        assert key in data
+    up = check(spec(target.route("/ok")))
+    data = json.loads(up.model_dump_json())
+    assert (data["monitor"], data["ok"], data["status_code"], data["attempts"], data["error"]) == ("svc", True, 200, 1, None)
+    assert data["url"] == target.url("/ok")
+    assert isinstance(data["latency_ms"], float) and 0 <= data["latency_ms"] <= data["elapsed_ms"]
+    assert datetime.fromisoformat(data["checked_at"]) == up.checked_at  # timezone-aware, round-trips
+    down = json.loads(check(spec(target.route("/down", statuses=[503]), attempts=1)).model_dump_json())
+    assert (down["ok"], down["status_code"], down["error"]) == (False, 503, "unexpected_status")
+    assert down["message"] == "expected HTTP 2xx, got HTTP 503 Service Unavailable"

@@ -98,11 +98,10 @@ def test_slack_rejection_is_reported_with_a_redacted_reason():
 
 
 def test_email_is_delivered_to_a_real_smtp_server(smtp_server):
-    controller, handler = smtp_server
-    url = f"mailto://127.0.0.1:{controller.port}?mode=insecure&from=alerts@example.com&to=oncall@example.com"
+    url = smtp_server.apprise_url(to="oncall@example.com", sender="alerts@example.com")
     [r] = send(channel("email", url), [render_down(down_result(), SPEC)])
     assert r.ok, r.error
-    [mail] = handler.messages
+    [mail] = smtp_server.wait_for(1, timeout=30)
     assert mail["Subject"] == "DOWN: api"
     assert "oncall@example.com" in mail["To"]
     text = mail.get_payload(decode=True) if not mail.is_multipart() else mail.get_payload(0).get_payload(decode=True)
@@ -122,13 +121,12 @@ def test_a_failing_channel_does_not_block_the_others(receiver, failing_receiver,
     from alerting.outbox import deliver_pending
     from alerting.store import Store
 
-    controller, handler = smtp_server
     m = render_down(down_result(), SPEC)
     channels = {
         "dead": channel("dead", "json://127.0.0.1:1/x?+X-Api-Key=CANARY-SECRET"),
         "broken": channel("broken", failing_receiver.apprise_url("/p", "+Authorization=CANARY-AUTH")),
         "ok": channel("ok", receiver.apprise_url()),
-        "mail": channel("mail", f"mailto://127.0.0.1:{controller.port}?mode=insecure&from=a@example.com&to=b@example.com"),
+        "mail": channel("mail", smtp_server.apprise_url(to="b@example.com", sender="a@example.com")),
     }
     config = Config(path=str(tmp_path / "m.yaml"), channels=channels)
     with Store(config.resolved_state_url()) as store:
@@ -137,7 +135,8 @@ def test_a_failing_channel_does_not_block_the_others(receiver, failing_receiver,
         results = {r.channel: r for r in deliver_pending(store, config)}
     assert results["ok"].ok and results["mail"].ok
     assert not results["dead"].ok and not results["broken"].ok
-    assert len(receiver.messages) == 1 and len(handler.messages) == 1
+    assert len(receiver.messages) == 1 and len(smtp_server.wait_for(1, timeout=30)) == 1
+    assert failing_receiver.refused >= 1 and failing_receiver.messages == []  # it was tried, and refused
     for r in results.values():
         assert "CANARY" not in f"{r.target} {r.error}"
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle_support import Target
-from prefect_server import start_prefect_server, stop_process
-from servers import Receiver, free_port
+from toolkit import PrefectServer
 
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "canary-Secret-77ad1"
@@ -26,17 +24,13 @@ def prefect_api(tmp_path_factory):
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    port = free_port()
-    server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"), port)
-    try:
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        stop_process(server)
+    with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server.api_url
 
 
 @pytest.fixture
-def world(tmp_path, prefect_api):
-    target, receiver = Target(503), Receiver()
+def world(tmp_path, prefect_api, target, receiver):
+    target.status = 503  # every path of the target answers 503 until a test sets 200
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect_api,
@@ -62,10 +56,8 @@ def world(tmp_path, prefect_api):
         )
 
     write()
-    yield type("World", (), {"target": target, "receiver": receiver, "run": staticmethod(run),
-                             "write": staticmethod(write), "dir": tmp_path, "api": prefect_api})
-    target.close()
-    receiver.close()
+    return type("World", (), {"target": target, "receiver": receiver, "run": staticmethod(run),
+                              "write": staticmethod(write), "dir": tmp_path, "api": prefect_api})
 
 
 def no_secret(proc):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -28,7 +29,7 @@ def result(ok: bool, at: datetime, name: str = "api", error: str = "HTTP 503 Ser
     )
 
 
-def play(s: MonitorSpec, script: str, windows: list[MaintenanceWindow] = (), state: MonitorState | None = None,
+def play(s: MonitorSpec, script: str, windows: Sequence[MaintenanceWindow] = (), state: MonitorState | None = None,
          start: int = 0):
     """``script``: one char per minute from minute ``start``, ``.`` up, ``x`` down.
     Returns [(minute, event)] and the last state."""
@@ -88,8 +89,10 @@ def test_success_threshold_needs_consecutive_passes():
     assert kinds(events) == [(0, "DOWN"), (7, "RESOLVED")]
 
 
-def test_default_failure_threshold_is_one_run_which_already_includes_the_retries():
-    assert MonitorSpec(name="a", url="http://127.0.0.1:9/").failure_threshold == 1
+def test_by_default_one_failed_run_alerts_because_the_run_already_retried():
+    plain = MonitorSpec(name="api", url="http://127.0.0.1:9/", channels=["ops"])  # no threshold configured
+    events, state = play(plain, "..x")
+    assert kinds(events) == [(2, "DOWN")] and state.notified_down
 
 
 def test_unknown_to_up_is_silent():
@@ -186,4 +189,13 @@ monitors:
         parse_config("channels: {}\nfallback_channel: nope\n", "m.yaml", environ={})
     with pytest.raises(ValidationError):
         MaintenanceWindow(start=T0, end=T0 - MIN)
-    assert Hold() == Hold() and not Hold()
+
+
+
+def test_a_hold_is_empty_unless_a_window_or_a_silence_applies():
+    s = spec(maintenance=[MaintenanceWindow(start=T0 + 5 * MIN, end=T0 + 10 * MIN)])
+    assert not hold_for(MonitorState("api"), s, [], T0)  # nothing applies: alerts flow
+    assert hold_for(MonitorState("api"), s, [], T0 + 6 * MIN).maintenance
+    silenced = hold_for(MonitorState("api", silenced_until=T0 + MIN, silence_reason="deploy"), spec(), [], T0)
+    assert silenced.silenced and silenced and not silenced.maintenance
+    assert not Hold() and Hold(silenced=True) and Hold(maintenance="nightly")

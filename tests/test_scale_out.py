@@ -10,7 +10,7 @@ import pytest
 
 from alerting.models import MonitorSpec
 from alerting.schedule import in_shard, parse_shard
-from postgres import Postgres
+from toolkit import Postgres, spawn, stop
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
@@ -35,17 +35,26 @@ def postgres():
         if os.environ.get("CI"):
             raise  # .ci/run installs PostgreSQL: its absence there is a failure, not a skip
         pytest.skip(str(exc))
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def run_both_workers(config: Path) -> list[subprocess.CompletedProcess]:
-    procs = [
-        subprocess.Popen([ALERTING, "run", "-c", str(config), "--shard", shard, "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for shard in ("1/2", "2/2")
-    ]
-    return [subprocess.CompletedProcess(p.args, p.wait(timeout=180), *p.communicate()) for p in procs]
+    """Both shards at once; output in files (a full pipe would block a worker), groups killed at the end."""
+    procs, logs = [], []
+    try:
+        for shard in ("1/2", "2/2"):
+            logs.append(config.parent / f"worker-{shard.replace('/', '-')}.log")
+            logs[-1].unlink(missing_ok=True)
+            procs.append(spawn([ALERTING, "run", "-c", str(config), "--shard", shard, "--json"], log=logs[-1]))
+        codes = [p.wait(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            stop(p)
+    outputs = [log.read_text() for log in logs]  # stdout and stderr together
+    return [subprocess.CompletedProcess(p.args, code, out, out) for p, code, out in zip(procs, codes, outputs, strict=True)]
 
 
 def test_two_workers_share_a_postgres_store(postgres, target, receiver, write_config):

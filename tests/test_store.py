@@ -14,8 +14,7 @@ from alerting.cycle import record_cycle
 from alerting.outbox import deliver_pending
 from alerting.status_view import status_rows
 from alerting.store import SCHEMA_VERSION, NewAlert, Store, StoreError, check_history, schema_version
-from lifecycle_support import Target
-from servers import Receiver
+from toolkit import Receiver
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 CANARY = "canary-Secret-5f3e9"
@@ -28,21 +27,19 @@ def _zero_waits(monkeypatch):
 
 
 @pytest.fixture
-def target():
-    t = Target(503)
-    yield t
-    t.close()
-
-
-@pytest.fixture
 def receivers():
     made = [Receiver(), Receiver()]
-    yield made
-    for r in made:
-        r.close()
+    try:
+        yield made
+    finally:
+        for r in made:
+            r.close()
 
 
 def make_config(tmp_path, target, receivers, extra: str = "", monitors: int = 1, **defaults):
+    """A config of ``monitors`` monitors on ``target`` (all answering 503 until the test sets
+    ``target.status = 200``), channel ``ops`` (with a secret) and ``spare`` on the two receivers."""
+    target.status = 503
     opts = {"attempts": 1, "retry_backoff": "0s", "channels": ["ops"], "failure_threshold": 2, **defaults}
     text = (
         "defaults:\n" + "".join(f"  {k}: {v!r}\n".replace("'", '"') for k, v in opts.items())

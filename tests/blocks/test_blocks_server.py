@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import subprocess
-import time
+import sys
 import uuid
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from alerting.delivery import send
 from alerting.render import render_test
 from blocks import AppriseChannel, ServiceMonitor
 from blocks.loader import load_block_config
-from servers import free_port
+from toolkit import free_port, wait_for
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -161,9 +160,7 @@ def test_channel_block_as_the_notification_block_of_an_automation(prefect_server
             raise RuntimeError("boom")
 
         failing(return_state=True)
-        deadline = time.monotonic() + 30
-        while not receiver.received and time.monotonic() < deadline:
-            time.sleep(0.2)  # the server acts asynchronously: poll the receiver
+        wait_for(lambda: receiver.received, 60, what="the automation's notification")  # the server acts asynchronously
         assert [r["title"] for r in receiver.received] == ["Run failed"]
     finally:
         automation.delete()

@@ -10,7 +10,7 @@ from prefect.blocks.abstract import NotificationError
 from pydantic import ValidationError
 
 from blocks import BLOCK_TYPES, AppriseChannel, EmailChannel, ServiceMonitor
-from servers import free_port
+from toolkit import free_port
 
 
 def test_every_type_reads_well_in_the_catalogue():

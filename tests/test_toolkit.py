@@ -1,0 +1,98 @@
+"""The test toolkit itself: waits that fail clearly, servers that misbehave on demand, and processes
+that never outlive their test (a grandchild in a session of its own, like Prefect's flow-run
+processes, included)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pytest
+import requests
+
+from toolkit import WaitTimeout, interrupt, spawn, stop, wait_for
+
+
+def test_wait_for_returns_the_value_or_names_what_never_happened():
+    calls = []
+    assert wait_for(lambda: calls.append(1) or len(calls) >= 3 and "done", timeout=5, interval=0.01) == "done"
+    with pytest.raises(WaitTimeout, match=r"timed out after 0.05s waiting for the moon \(last value: \[\]\)\nlog tail"):
+        wait_for(lambda: [], timeout=0.05, interval=0.01, what="the moon", details=lambda: "log tail")
+
+
+def test_target_answers_its_switchable_status_and_scripts(target):
+    assert requests.get(target.url("/x"), timeout=5).status_code == 404  # no route: target.status
+    target.status = 503
+    assert requests.get(target.url("/x"), timeout=5).status_code == 503
+    url = target.route("/s", statuses=[500, 200], body=b"fine")
+    assert [requests.get(url, timeout=5).status_code for _ in range(3)] == [500, 200, 200]
+    assert target.hits == {"/x": 2, "/s": 3}
+
+
+def test_receiver_refuses_hangs_and_drops_on_demand(receiver):
+    def post(title, timeout=5.0):
+        return requests.post(receiver.url(path="/p"), json={"title": title}, timeout=timeout)
+
+    assert post("a").status_code == 200
+    receiver.refuse(429, times=1, retry_after="7")
+    refused = post("b")
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "7")
+    assert post("c").status_code == 200  # refused only once
+    receiver.drop = True
+    with pytest.raises(requests.ConnectionError):
+        post("d")
+    receiver.accept()
+    receiver.hang = True
+    with pytest.raises(requests.ReadTimeout):
+        post("e", timeout=0.3)
+    receiver.accept()
+    assert receiver.titles() == ["a", "c"] and (receiver.refused, receiver.dropped, receiver.hung) == (1, 1, 1)
+    assert receiver.received[0] == {"path": "/p", "title": "a"}
+    assert [p["title"] for p in receiver.posts] == ["a", "b", "c", "d", "e"]
+    with pytest.raises(WaitTimeout, match=r"3 message\(s\).*\['a', 'c'\]"):
+        receiver.wait_for(3, timeout=0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+PARENT = textwrap.dedent("""
+    import subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    print(child.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.parametrize("how", ["stop", "after the parent died"])
+def test_stop_kills_the_whole_tree_even_grandchildren_in_their_own_session(tmp_path, how):
+    log = tmp_path / "out"
+    proc = spawn([sys.executable, "-c", PARENT], log=log)
+    try:
+        grandchild = int(wait_for(lambda: log.read_text().strip(), 60, what="the grandchild's pid"))
+        assert os.getsid(grandchild) != os.getsid(proc.pid)  # out of reach of killpg(proc)
+        if how == "after the parent died":
+            os.kill(proc.pid, 9)
+            proc.wait(timeout=30)  # the grandchild is an orphan now, re-parented away from us
+            assert _alive(grandchild)
+    finally:
+        stop(proc, timeout=10)
+    wait_for(lambda: not _alive(grandchild), 10, what=f"the grandchild {grandchild} to be gone")
+
+
+def test_interrupt_is_ctrl_c_to_the_group(tmp_path):
+    script = "import time\nprint('ready', flush=True)\ntry:\n    time.sleep(600)\nexcept KeyboardInterrupt:\n    print('stopped', flush=True)\n"
+    log = tmp_path / "out"
+    proc = spawn([sys.executable, "-c", script], log=log)
+    try:
+        wait_for(lambda: "ready" in log.read_text(), 60, what="the process to start")
+        assert interrupt(proc, timeout=30) == 0
+        assert log.read_text().split() == ["ready", "stopped"]
+    finally:
+        stop(proc)
