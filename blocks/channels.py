@@ -170,8 +170,10 @@ class EmailChannel(_AppriseChannel):
         "upgraded to TLS; usually port 587), ssl (TLS from the start; usually port 465) or none "
         "(no encryption; only for a relay on a trusted network, usually port 25).",
     )
-    username: str | None = Field(default=None, title="User name", description="SMTP login user name; leave empty for no login.")
-    password: SecretStr | None = Field(default=None, title="Password", description="SMTP login password. Kept secret.")
+    username: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(default=None, title="User name", description="SMTP login user name; leave empty for no login.")
+    password: Annotated[
+        SecretStr | None, WithJsonSchema({"type": "string", "format": "password", "writeOnly": True})
+    ] = Field(default=None, title="Password", description="SMTP login password. Kept secret.")
     from_address: str = Field(default=..., title="From", description="Sender address, e.g. alerts@example.com.")
     recipients: list[str] = Field(default=..., min_length=1, title="Recipients", description="Addresses that receive the alerts.")
     subject_prefix: str = Field(default="", title="Subject prefix", description="Text put before every subject, e.g. '[ops] '.")

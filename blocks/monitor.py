@@ -19,7 +19,7 @@ from prefect.blocks.core import Block
 from prefect.types import SecretDict
 from datetime import datetime
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr, WithJsonSchema, field_validator
 
 from alerting.durations import parse_duration
 from alerting.models import MonitorSpec
@@ -43,7 +43,14 @@ def _duration_text(value: object) -> object:
     return value
 
 
-DurationText = Annotated[Optional[str], BeforeValidator(_duration_text)]
+# Optional fields are shown as plain inputs (left empty: None), not as Prefect's "string | null" switch.
+DurationText = Annotated[Optional[str], BeforeValidator(_duration_text), WithJsonSchema({"type": "string"})]
+OptionalText = Annotated[Optional[str], WithJsonSchema({"type": "string"})]
+OptionalDatetime = Annotated[Optional[datetime], WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def _optional_int(low: int, high: int) -> Any:
+    return Annotated[Optional[int], WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
 
 
 def _duration(title: str, description: str, example: str) -> Any:
@@ -60,14 +67,14 @@ class MaintenanceWindowForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Maintenance window")
 
-    name: Optional[str] = Field(default=None, title="Name", description="Optional label shown in status, e.g. 'weekly DB upgrade'.")
-    start: Optional[datetime] = Field(default=None, title="Start", description="One-off window: when it starts.")
-    end: Optional[datetime] = Field(default=None, title="End", description="One-off window: when it ends.")
-    cron: Optional[str] = Field(
+    name: OptionalText = Field(default=None, title="Name", description="Optional label shown in status, e.g. 'weekly DB upgrade'.")
+    start: OptionalDatetime = Field(default=None, title="Start", description="One-off window: when it starts.")
+    end: OptionalDatetime = Field(default=None, title="End", description="One-off window: when it ends.")
+    cron: OptionalText = Field(
         default=None, title="Repeats (cron)", description="Recurring window: when it starts, as cron, e.g. '0 2 * * SUN'."
     )
     duration: DurationText = Field(default=None, title="Lasts", description="Recurring window: how long, e.g. 2h.")
-    timezone: Optional[str] = Field(
+    timezone: OptionalText = Field(
         default=None, title="Time zone", description="IANA name for cron and dates without a zone, e.g. Europe/Madrid. Empty: UTC."
     )
 
@@ -123,7 +130,7 @@ class ServiceMonitor(Block):
         "Check every", "How often the served monitor checks this service (the flow runs every --interval).", "1m"
     )
     timeout: DurationText = _duration("Timeout", "Time allowed per attempt, for connecting and for reading.", "10s")
-    attempts: Optional[int] = Field(
+    attempts: _optional_int(1, 20) = Field(
         default=None, ge=1, le=20, title="Attempts",
         description="Tries inside one check before the service counts as failing (1-20). Empty: defaults, else 3.",
     )
@@ -133,13 +140,13 @@ class ServiceMonitor(Block):
     retry_backoff_max: DurationText = _duration(
         "Longest wait between attempts", "Cap on one wait (a 429's Retry-After is honoured up to this).", "30s"
     )
-    max_redirects: Optional[int] = Field(
+    max_redirects: _optional_int(0, 30) = Field(
         default=None, ge=0, le=30, title="Redirects followed",
         description="How many redirects to follow (0-30); 0 checks the 3xx answer itself. Empty: defaults, else 5.",
     )
-    verify_tls: Optional[bool] = Field(
-        default=None, title="Verify TLS",
-        description="Reject invalid or expired TLS certificates. Empty: defaults, else on.",
+    verify_tls: bool = Field(
+        default=True, title="Verify TLS",
+        description="Reject invalid or expired TLS certificates (a switch is never empty: set here, default on).",
     )
     # --- who is alerted, and when
     channels: list[str] = Field(
@@ -151,11 +158,11 @@ class ServiceMonitor(Block):
             "Empty: the YAML file's defaults.channels."
         ),
     )
-    failure_threshold: Optional[int] = Field(
+    failure_threshold: _optional_int(1, 1000) = Field(
         default=None, ge=1, le=1000, title="Failed runs before DOWN",
         description="Consecutive failing runs before a DOWN alert (each run already retries). Empty: defaults, else 1.",
     )
-    success_threshold: Optional[int] = Field(
+    success_threshold: _optional_int(1, 1000) = Field(
         default=None, ge=1, le=1000, title="Passing runs before RESOLVED",
         description="Consecutive passing runs before a RESOLVED alert. Empty: defaults, else 1.",
     )
@@ -164,7 +171,7 @@ class ServiceMonitor(Block):
         description="While still down, send a REMINDER this often, e.g. 2h; 'never' for no reminders. "
         "Empty: the YAML file's defaults, else never.",
     )
-    flap_threshold: Optional[int] = Field(
+    flap_threshold: _optional_int(0, 1000) = Field(
         default=None, ge=0, le=1000, title="Changes that mean flapping",
         description="Up/down changes within the flapping window that send one FLAPPING alert instead of a "
         "stream; 0 turns it off. Empty: defaults, else 5.",

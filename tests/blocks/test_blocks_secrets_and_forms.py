@@ -61,6 +61,8 @@ def test_nested_and_enum_types_have_readable_titles():
             assert " " in definition.get("title", ""), f"{block_type.__name__}: definition {key} titled {definition.get('title')!r}"
             for field, prop in definition.get("properties", {}).items():
                 assert prop.get("description"), f"{key}.{field}"
+        for name, prop in schema["properties"].items():  # Prefect shows anyOf as a "string | null" switch
+            assert "anyOf" not in prop, f"{block_type.__name__}.{name} is shown as a type switch"
     security = _form(EmailChannel)["properties"]["security"]
     assert security["title"] == "Connection security" and "SmtpSecurity" not in json.dumps(_form(EmailChannel))
     assert set(security["enum"]) == {"none", "starttls", "ssl"}
