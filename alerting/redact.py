@@ -14,6 +14,7 @@ rows, logs):
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Iterable, Mapping
@@ -205,10 +206,98 @@ def _mask_path(url: str) -> str:
 # --- free text ------------------------------------------------------------------------------------
 
 _URL_IN_TEXT = re.compile(r"\bhttps?://[^\s'\"<>`]+", re.IGNORECASE)
+# urllib3 / requests name the request path without the host: "... Max retries exceeded with url: /p?q"
+_PATH_IN_TEXT = re.compile(r"(\burl: )(/[^\s'\"<>`()]*)", re.IGNORECASE)
+
+
+def _redact_path(path: str) -> str:
+    return redact_target_url("http://h" + path)[len("http://h"):]
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text fit for output: each given secret, each registered ``${VAR}`` value (and their
-    URL-quoted forms) masked, and every http(s) URL in it redacted as a monitored URL."""
+    URL-quoted forms) masked, every http(s) URL in it redacted as a monitored URL, and the request
+    path that requests/urllib3 put in their exception texts (``with url: /path?query``) too."""
     text = _mask_known(text, secrets)
-    return _URL_IN_TEXT.sub(lambda m: redact_target_url(m.group(0)), text)
+    safe = _prefect_url_prefixes()
+
+    def url(match: re.Match[str]) -> str:
+        found = match.group(0)
+        shown = found.rstrip(".,;:!?)]}")  # sentence punctuation after a URL is not part of it
+        tail = found[len(shown):]
+        return found if shown.startswith(safe) else redact_target_url(shown) + tail
+
+    text = _URL_IN_TEXT.sub(url, text)
+    return _PATH_IN_TEXT.sub(lambda m: m.group(1) + _redact_path(m.group(2)), text)
+
+
+def _prefect_url_prefixes() -> tuple[str, ...]:
+    """The Prefect UI and API addresses in use: links to flow runs (with their UUIDs) stay readable."""
+    import os
+    import sys
+
+    found = [os.environ.get("PREFECT_UI_URL"), os.environ.get("PREFECT_API_URL")]
+    if "prefect.settings" in sys.modules:  # never import Prefect from here: the core runs without it
+        try:
+            from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+            found += [PREFECT_UI_URL.value(), PREFECT_API_URL.value()]
+        except Exception:  # noqa: BLE001
+            pass
+    prefixes = []
+    for url in found:
+        if url and "://" in url:
+            base = url.rstrip("/").removesuffix("/api")
+            if base.split("://", 1)[1]:
+                prefixes.append(base + "/")
+    return tuple(prefixes)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs a record (message and traceback): URLs redacted, registered
+    ``${VAR}`` values masked. ``install_log_redaction`` applies it to every record of the process."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _scrub_record(record)
+        return True
+
+
+def _scrub_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string is the handler's business
+        return
+    cleaned = scrub(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, ()
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = scrub(record.exc_text)
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+
+
+_INSTALLED = False
+
+
+def install_log_redaction() -> None:
+    """Scrub every log record this process creates, whatever logger or handler (Prefect's API log
+    handler, console, files), before any handler sees it: a log record factory, so it survives
+    logging being (re)configured later, e.g. by Prefect. Idempotent."""
+    global _INSTALLED
+    with _KNOWN_LOCK:
+        if _INSTALLED:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                _scrub_record(record)
+            except Exception:  # noqa: BLE001 - logging must never fail because of redaction
+                pass
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _INSTALLED = True

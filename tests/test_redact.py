@@ -139,3 +139,46 @@ def test_scrub_redacts_urls_in_free_text():
 
 def test_headers_are_never_shown():
     assert redact_headers({"Authorization": f"Bearer {CANARY}"}) == {"Authorization": MASK}
+
+
+def test_log_records_and_tracebacks_are_scrubbed():
+    import io
+    import logging
+    import logging.config
+
+    import requests
+
+    from alerting.redact import install_log_redaction
+
+    register_secret(CANARY)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("test_redact.records")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        install_log_redaction()
+        install_log_redaction()  # idempotent
+        logger.error("GET %s failed", f"https://u:{CANARY}@example.com/ping/abc123?jwt={CANARY}")
+        try:
+            requests.get(f"http://127.0.0.1:9/ping/abc123?token={CANARY}&sid=s3ss10n", timeout=2)
+        except requests.RequestException:
+            logger.exception("check crashed")
+        logger.warning("env value %s in free text", CANARY)
+        logging.config.dictConfig({"version": 1, "incremental": True})  # survives reconfiguration
+        logger.warning("after reconfiguration: %s", CANARY)
+    finally:
+        logger.removeHandler(handler)
+    shown = stream.getvalue()
+    assert CANARY not in shown and "abc123" not in shown and "s3ss10n" not in shown, shown
+    assert "check crashed" in shown and "Traceback" in shown and "/ping/***" in shown
+    assert "after reconfiguration: ***" in shown
+
+
+def test_links_to_the_prefect_ui_stay_readable(monkeypatch):
+    monkeypatch.setenv("PREFECT_UI_URL", "http://127.0.0.1:4321")
+    run = "http://127.0.0.1:4321/runs/flow-run/3f2c1a9e-8b7d-4c6e-9f01-23456789abcd"
+    assert scrub(f"View at {run} (down: https://hc-ping.com/3f2c1a9e-8b7d-4c6e-9f01-23456789abcd)") == (
+        f"View at {run} (down: https://hc-ping.com/***)"
+    )
