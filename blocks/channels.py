@@ -99,6 +99,12 @@ class _AppriseChannel(NotificationBlock, ABC):
         """
         self._deliver(body, subject, notify_type, text_body)
 
+    def notify_alert(self, *, title: str, markdown: str, text: str, severity: str = "info") -> None:
+        """Send one rendered alert (sync): its severity as the Apprise notify type, Markdown or plain
+        text as this channel's service expects. The duck-typed hook the deliverer looks for
+        (``hasattr(block, "notify_alert")``), so the core never imports this package."""
+        self._deliver(markdown, title, severity, text)
+
 
 class AppriseChannel(_AppriseChannel):
     """An alert channel for any service Apprise reaches: Slack, Discord, Teams, Telegram, ntfy,
@@ -211,9 +217,9 @@ class EmailChannel(_AppriseChannel):
 def notify_with_severity(block, *, title: str, markdown: str, text: str, severity: str = "info") -> None:
     """Send one alert through any Prefect notification block, with its severity and the right format.
 
-    * Our channel blocks (Apprise Channel, SMTP E-mail Channel) get ``notify_type=severity`` and both
-      renderings; they send Markdown or plain text as the channel's service expects, exactly as a YAML
-      channel with the same URL does.
+    * Blocks with a ``notify_alert`` method (our Apprise Channel and SMTP E-mail Channel) get the
+      severity and both renderings; they send Markdown or plain text as the channel's service
+      expects, exactly as a YAML channel with the same URL does.
     * Prefect's Apprise-based blocks (Slack Webhook, Discord Webhook, Microsoft Teams, ...) have a
       ``notify_type`` field: it is set to ``severity`` for this call (and put back), the body is the
       Markdown.
@@ -224,8 +230,8 @@ def notify_with_severity(block, *, title: str, markdown: str, text: str, severit
     severities are sent as ``info``.
     """
     severity = _severity(severity)
-    if isinstance(block, _AppriseChannel):
-        _run(block.notify(markdown, subject=title, notify_type=severity, text_body=text))
+    if hasattr(block, "notify_alert"):
+        block.notify_alert(title=title, markdown=markdown, text=text, severity=severity)
         return
     fields = getattr(type(block), "model_fields", {})
     if "notify_type" not in fields:
