@@ -7,7 +7,8 @@ Channel block and in a Service Monitor block (URL and headers). Every command th
 subprocess against a real Prefect server of this module (free port, own PREFECT_HOME), a real local
 target answering 503 and a real json:// receiver; the canary must not be in:
 
-* any command's stdout or stderr (validate, check, check --json, run, run --json, status, notify, drill);
+* any command's stdout or stderr (validate, check, check --json, run, run --json, status, notify, drill,
+  history, blocks list);
 * the alert bodies the receiver got;
 * the state store (every row of every table of the SQLite file);
 * the Prefect database: logs, events, artifacts, flow and task run parameters, block documents read
@@ -142,6 +143,8 @@ def canary_world(tmp_path_factory):
             f"  - name: env-canary\n"
             f"    url: 'http://127.0.0.1:{tp}/env/${{SVC_TOKEN}}'\n"
             f"    headers: {{X-Env: '${{SVC_TOKEN}}'}}\n"
+            f"  - name: refused-canary\n"
+            f"    url: 'http://127.0.0.1:{free_port()}/ping/{CANARY}?access_token={CANARY}'\n"
         )
 
         from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -168,6 +171,10 @@ def canary_world(tmp_path_factory):
             ("status --json", ["status", "-c", str(config), "--json"]),
             ("notify", ["notify", "ops", "-c", str(config)]),
             ("drill", ["drill", "api-canary", "-c", str(config)]),
+            ("history", ["history", "api-canary", "-c", str(config)]),
+            ("history --json", ["history", "refused-canary", "-c", str(config), "--json"]),
+            ("blocks list", ["blocks", "list"]),
+            ("blocks list -c", ["blocks", "list", "-c", str(config)]),
         ]:
             proc = _cli(args, work, env)
             runs[label] = proc
@@ -178,7 +185,8 @@ def canary_world(tmp_path_factory):
         assert runs["run"].returncode == 1, runs["run"].stdout + runs["run"].stderr
         assert runs["notify"].returncode == 0, runs["notify"].stdout + runs["notify"].stderr
         titles = _poll("DOWN alerts for the three monitors", lambda: (
-            {t for t in receiver.titles() if "DOWN" in t} >= {"DOWN: api-canary", "DOWN: env-canary", "DOWN: shop-canary"}
+            {t for t in receiver.titles() if "DOWN" in t}
+            >= {"DOWN: api-canary", "DOWN: env-canary", "DOWN: shop-canary", "DOWN: refused-canary"}
             and receiver.titles()))
         assert any("[DRILL] DOWN: api-canary" in t for t in titles), titles
         shown["alert bodies received"] = json.dumps(receiver.messages)
@@ -212,7 +220,8 @@ def canary_world(tmp_path_factory):
 
 PLACES = [
     *(f"stdout+stderr of alerting {c}" for c in
-      ("validate", "check", "check --json", "run", "run --json", "status", "status --json", "notify", "drill")),
+      ("validate", "check", "check --json", "run", "run --json", "status", "status --json", "notify", "drill",
+       "history", "history --json", "blocks list", "blocks list -c")),
     "alert bodies received",
     "state store (every table)",
     "Prefect logs",
