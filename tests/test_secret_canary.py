@@ -245,3 +245,25 @@ def test_the_canary_appears_nowhere(canary_world, place):
     if CANARY in text:
         at = text.index(CANARY)
         raise AssertionError(f"the canary secret leaks into {place}: ...{text[max(0, at - 300):at + 100]}...")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerting/models.py MonitorSpec._http_url puts the raw URL in its error ('expected an http:// or "
+    "https:// URL with a host, got <url>', 'invalid port in URL <url>'): validate, check, run and the Prefect "
+    "log of a served run echo an invalid URL's user info and tokens. Fix: name the field only, or show "
+    "alerting.redact.redact_target_url(value) / the scheme.",
+)
+def test_an_invalid_monitor_url_is_reported_without_its_secrets(tmp_path):
+    config = tmp_path / "monitors.yaml"
+    config.write_text(
+        "monitors:\n"
+        f"  - name: ftp\n    url: 'ftp://user:{CANARY}@example.com/?token={CANARY}'\n"
+        f"  - name: port\n    url: 'https://example.com:99999/?token={CANARY}'\n"
+    )
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    validate = _cli(["validate", "-c", str(config)], tmp_path, env)
+    check = _cli(["check", f"ftp://user:{CANARY}@example.com/?token={CANARY}"], tmp_path, env)
+    assert validate.returncode == 2 and check.returncode == 2
+    assert "ftp" in validate.stderr and "port" in validate.stderr  # each problem is still named
+    assert CANARY not in validate.stdout + validate.stderr + check.stdout + check.stderr
