@@ -14,6 +14,7 @@ rows, logs):
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -50,6 +51,15 @@ _PLAIN_WORD = re.compile(r"^[a-z][a-z_-]{0,30}$")
 
 _KNOWN: set[str] = set()
 _KNOWN_LOCK = threading.Lock()
+_KNOWN_RE: re.Pattern[str] | None = None  # one alternation of every registered secret and its quoted forms
+
+
+def _needles(secrets: Iterable[str]) -> list[str]:
+    found = set()
+    for secret in secrets:
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            found.update({secret, quote(secret, safe=""), quote(secret, safe="/:@")})
+    return sorted(found, key=len, reverse=True)  # longest first: a secret inside another is masked whole
 
 
 # --- known secrets (values from ${VAR} substitution) ----------------------------------------------
@@ -57,9 +67,13 @@ _KNOWN_LOCK = threading.Lock()
 def register_secret(value: object) -> None:
     """Remember a secret string (e.g. a ``${VAR}`` value from the config) for every later redaction
     in this process. Values shorter than ``MIN_SECRET_LENGTH`` cannot be masked and are ignored."""
+    global _KNOWN_RE
     if isinstance(value, str) and len(value.strip()) >= MIN_SECRET_LENGTH:
         with _KNOWN_LOCK:
+            if value.strip() in _KNOWN:
+                return
             _KNOWN.add(value.strip())
+            _KNOWN_RE = re.compile("|".join(re.escape(n) for n in _needles(_KNOWN)))
 
 
 def known_secrets() -> frozenset[str]:
@@ -70,8 +84,10 @@ def known_secrets() -> frozenset[str]:
 
 def forget_secrets() -> None:
     """Clear the registry (for tests that need a clean process state)."""
+    global _KNOWN_RE
     with _KNOWN_LOCK:
         _KNOWN.clear()
+        _KNOWN_RE = None
 
 
 # --- what looks secret ----------------------------------------------------------------------------
@@ -108,13 +124,10 @@ def looks_random(value: str) -> bool:
 
 
 def _mask_known(text: str, secrets: Iterable[str] = ()) -> str:
-    for secret in sorted({s for s in (*secrets, *known_secrets()) if s and len(s) >= MIN_SECRET_LENGTH},
-                         key=len, reverse=True):
-        text = text.replace(secret, MASK)
-        for quoted in (quote(secret, safe=""), quote(secret, safe="/:@")):
-            if quoted != secret:
-                text = text.replace(quoted, MASK)
-    return text
+    for needle in _needles(secrets):
+        text = text.replace(needle, MASK)
+    known = _KNOWN_RE
+    return known.sub(MASK, text) if known is not None else text
 
 
 def _mask_target_path(path: str) -> str:
@@ -136,6 +149,11 @@ def _mask_target_path(path: str) -> str:
 def redact_target_url(url: str) -> str:
     """A monitored URL fit for alerts, output and logs: no user info, no fragment, secret-looking
     query values and random-looking path segments masked, registered ``${VAR}`` values masked."""
+    return _redact_target_url(url, _KNOWN_RE)  # cached: the same URLs are shown every cycle
+
+
+@functools.lru_cache(maxsize=16384)
+def _redact_target_url(url: str, _known: object) -> str:  # ``_known``: a new registry, a new cache key
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
