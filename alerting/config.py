@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from alerting.durations import parse_duration
 from alerting.models import MaintenanceWindow, MonitorSpec
+from alerting.redact import register_secret
 
 DEFAULT_CONFIG = "monitors.yaml"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on big files
@@ -142,6 +143,7 @@ def _expand(value: Any, path: str, environ: dict[str, str]) -> Any:
         def sub(match: re.Match[str]) -> str:
             var, default = match.group(1), match.group(2)
             if var in environ:
+                register_secret(environ[var])  # a ${VAR} value is a secret wherever it is shown
                 return environ[var]
             if default is not None:
                 return default

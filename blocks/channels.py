@@ -14,19 +14,28 @@ from __future__ import annotations
 import asyncio
 from abc import ABC
 from enum import Enum
+from typing import Annotated
 from urllib.parse import quote, urlencode
 
 from prefect._internal.compatibility.async_dispatch import async_dispatch  # what Prefect's own blocks use
 from prefect.blocks.abstract import NotificationBlock, NotificationError
-from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator
+from pydantic import ConfigDict, Field, HttpUrl, SecretStr, WithJsonSchema, field_validator
 
 from alerting.apprise_quiet import apprise_accepts, instantiate_quietly
 from alerting.config import ChannelSpec
 from alerting.delivery import send
-from alerting.render import render_test
+from alerting.render import AlertMessage
 
 DOCS_URL = "https://github.com/caronc/apprise/wiki"
 APPRISE_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-logo.png")
+SEVERITIES = ("info", "success", "warning", "failure")  # Apprise notify types
+
+
+def _severity(notify_type: object) -> str:
+    value = getattr(notify_type, "value", notify_type)
+    return value if value in SEVERITIES else "info"
+
+
 EMAIL_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-info-128x128.png")
 
 
@@ -52,9 +61,17 @@ class _AppriseChannel(NotificationBlock, ABC):
             self._apprise_plugin = instantiate_quietly(self.apprise_url())
         return self._apprise_plugin
 
-    def _deliver(self, body: str, subject: str | None) -> None:
+    def _deliver(self, body: str, subject: str | None, notify_type: str | None = None, text_body: str | None = None) -> None:
         spec = self.channel_spec()
-        result = send(spec, [render_test(self._subject(subject), body)], self._plugin())[0]
+        message = AlertMessage(
+            kind="ALERT" if notify_type else "TEST",
+            monitor=None,
+            title=self._subject(subject),
+            markdown=body,
+            text=body if text_body is None else text_body,
+            severity=_severity(notify_type),
+        )
+        result = send(spec, [message], self._plugin())[0]
         if result.ok:
             return
         reason = f"{self.get_block_type_name()} '{spec.name}' ({result.target}) did not deliver: {result.error}"
@@ -62,14 +79,31 @@ class _AppriseChannel(NotificationBlock, ABC):
             raise NotificationError(log=reason)
         self.logger.error("%s", reason)
 
-    async def anotify(self, body: str, subject: str | None = None) -> None:
-        """Send one message; awaited by Prefect automations on the server."""
-        await asyncio.to_thread(self._deliver, body, subject)
+    async def anotify(
+        self, body: str, subject: str | None = None, notify_type: str | None = None, text_body: str | None = None
+    ) -> None:
+        """Send one message; awaited by Prefect automations on the server. See ``notify``."""
+        await asyncio.to_thread(self._deliver, body, subject, notify_type, text_body)
 
     @async_dispatch(anotify)
-    def notify(self, body: str, subject: str | None = None) -> None:  # type: ignore[override]
-        """Send one message (sync); in async code ``await block.notify(...)`` uses ``anotify``."""
-        self._deliver(body, subject)
+    def notify(  # type: ignore[override]
+        self, body: str, subject: str | None = None, notify_type: str | None = None, text_body: str | None = None
+    ) -> None:
+        """Send one message (sync); in async code ``await block.notify(...)`` uses ``anotify``.
+
+        ``body`` is Markdown (what Prefect sends, e.g. from an automation). Optional, beyond Prefect's
+        ``notify(body, subject)``: ``notify_type`` is the alert's severity (``info``, ``success``,
+        ``warning``, ``failure``; default ``info``), so Slack and Discord colour an outage as one;
+        ``text_body`` is the same message as plain text, sent instead of ``body`` to services whose
+        native format is text (as the YAML channels do).
+        """
+        self._deliver(body, subject, notify_type, text_body)
+
+    def notify_alert(self, *, title: str, markdown: str, text: str, severity: str = "info") -> None:
+        """Send one rendered alert (sync): its severity as the Apprise notify type, Markdown or plain
+        text as this channel's service expects. The duck-typed hook the deliverer looks for
+        (``hasattr(block, "notify_alert")``), so the core never imports this package."""
+        self._deliver(markdown, title, severity, text)
 
 
 class AppriseChannel(_AppriseChannel):
@@ -130,17 +164,25 @@ class EmailChannel(_AppriseChannel):
     _documentation_url = HttpUrl(DOCS_URL + "/Notify_email")
     _description = "Outage alerting: e-mail alerts to a list of recipients through an SMTP server."
 
-    host: str = Field(default=..., description="SMTP server host name or IP, e.g. smtp.example.com.")
-    port: int = Field(default=587, ge=1, le=65535, description="SMTP port: 587 for STARTTLS, 465 for SSL, 25 plain.")
-    security: SmtpSecurity = Field(
+    host: str = Field(default=..., title="SMTP host", description="SMTP server host name or IP, e.g. smtp.example.com.")
+    port: int = Field(default=587, ge=1, le=65535, title="SMTP port", description="SMTP port: 587 for STARTTLS, 465 for SSL, 25 plain.")
+    security: Annotated[
+        SmtpSecurity,
+        WithJsonSchema({"type": "string", "enum": [m.value for m in SmtpSecurity], "title": "Connection security"}),
+    ] = Field(
         default=SmtpSecurity.STARTTLS,
-        description="Connection security: starttls (upgrade after connect), ssl (TLS from the start) or none.",
+        title="Connection security",
+        description="How the connection to the SMTP server is protected: starttls (plain connect, then "
+        "upgraded to TLS; usually port 587), ssl (TLS from the start; usually port 465) or none "
+        "(no encryption; only for a relay on a trusted network, usually port 25).",
     )
-    username: str | None = Field(default=None, description="SMTP login user name; leave empty for no login.")
-    password: SecretStr | None = Field(default=None, description="SMTP login password. Kept secret.")
+    username: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(default=None, title="User name", description="SMTP login user name; leave empty for no login.")
+    password: Annotated[
+        SecretStr | None, WithJsonSchema({"type": "string", "format": "password", "writeOnly": True})
+    ] = Field(default=None, title="Password", description="SMTP login password. Kept secret.")
     from_address: str = Field(default=..., title="From", description="Sender address, e.g. alerts@example.com.")
-    recipients: list[str] = Field(default=..., min_length=1, description="Addresses that receive the alerts.")
-    subject_prefix: str = Field(default="", description="Text put before every subject, e.g. '[ops] '.")
+    recipients: list[str] = Field(default=..., min_length=1, title="Recipients", description="Addresses that receive the alerts.")
+    subject_prefix: str = Field(default="", title="Subject prefix", description="Text put before every subject, e.g. '[ops] '.")
 
     @field_validator("recipients")
     @classmethod
@@ -168,3 +210,47 @@ class EmailChannel(_AppriseChannel):
 
     def _subject(self, subject: str | None) -> str:
         return f"{self.subject_prefix}{subject or ''}"
+
+
+# --- for the deliverer (alerting/delivery.py): one call for any notification block ---------------
+
+def notify_with_severity(block, *, title: str, markdown: str, text: str, severity: str = "info") -> None:
+    """Send one alert through any Prefect notification block, with its severity and the right format.
+
+    * Blocks with a ``notify_alert`` method (our Apprise Channel and SMTP E-mail Channel) get the
+      severity and both renderings; they send Markdown or plain text as the channel's service
+      expects, exactly as a YAML channel with the same URL does.
+    * Prefect's Apprise-based blocks (Slack Webhook, Discord Webhook, Microsoft Teams, ...) have a
+      ``notify_type`` field: it is set to ``severity`` for this call (and put back), the body is the
+      Markdown.
+    * Any other notification block: ``block.notify(markdown, subject=title)``.
+
+    Synchronous, like the deliverer; an async-only ``notify`` is awaited here. Call it inside
+    ``block.raise_on_failure()`` to learn of a failed send, as for ``block.notify``. Unknown
+    severities are sent as ``info``.
+    """
+    severity = _severity(severity)
+    if hasattr(block, "notify_alert"):
+        block.notify_alert(title=title, markdown=markdown, text=text, severity=severity)
+        return
+    fields = getattr(type(block), "model_fields", {})
+    if "notify_type" not in fields:
+        _run(block.notify(markdown, subject=title))
+        return
+    before = block.notify_type
+    block.notify_type = severity
+    try:
+        _run(block.notify(markdown, subject=title))
+    finally:
+        block.notify_type = before
+
+
+def _run(result) -> None:
+    import inspect
+
+    if inspect.isawaitable(result):
+
+        async def wait():
+            return await result
+
+        asyncio.run(wait())

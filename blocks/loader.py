@@ -15,6 +15,7 @@ validate is a problem for that block alone.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
 
@@ -25,6 +26,7 @@ from blocks.monitor import ServiceMonitor
 
 MONITOR_SLUG = ServiceMonitor.get_block_type_slug()
 PAGE = 200  # Prefect's default API page size
+log = logging.getLogger(__name__)
 TAG_ENV = "ALERTING_MONITOR_TAG"  # only monitor blocks with this tag, when the flow parameter is unset
 
 
@@ -103,17 +105,54 @@ def _resolve_channels(spec, where: str, config: Config, notifiers: dict[str, lis
     return spec.model_copy(update={"channels": kept})
 
 
+def _stored_url_in_clear(doc) -> bool:
+    """True for a document saved by the old schema, whose ``url`` the API shows without secrets."""
+    schema = getattr(doc, "block_schema", None)
+    if schema is None or not isinstance(doc.data, dict) or "url" not in doc.data:
+        return False
+    return "url" not in ((schema.fields or {}).get("secret_fields") or [])
+
+
+async def upgrade_old_documents(client, monitors) -> list[str]:
+    """Re-save Service Monitor documents stored before ``url`` was a secret field, with today's schema,
+    so the Prefect API (without secrets), the UI and later events mask their URL. The values are kept
+    (an old numeric ``timeout`` becomes the same number of seconds). A document that does not
+    validate is left as it is (it is reported as a problem anyway). Returns the upgraded names."""
+    upgraded = []
+    for doc in monitors:
+        if not _stored_url_in_clear(doc):
+            continue
+        try:
+            block = ServiceMonitor.model_validate(doc.data)
+            await block.asave(doc.name, overwrite=True, client=client)
+        except Exception as exc:  # noqa: BLE001 - the monitor still runs from the data just read
+            log.warning("Could not re-save %s with a secret url field: %s", _where(doc.name), type(exc).__name__)
+            continue
+        log.info("%s was stored with its url in clear; re-saved with the url as a secret field", _where(doc.name))
+        upgraded.append(doc.name)
+    return upgraded
+
+
+async def _read_and_upgrade(client):
+    monitors, notifiers = await _read_documents(client)
+    await upgrade_old_documents(client, monitors)
+    return monitors, notifiers
+
+
 async def load_block_config(config: Config, tag: str | None = None, client=None) -> BlockConfig:
-    """Read the service monitor blocks (all, or those tagged ``tag``) and resolve their channels."""
+    """Read the service monitor blocks (all, or those tagged ``tag``) and resolve their channels.
+
+    A monitor document saved by the old schema (``url`` in clear) is re-saved with the secret schema
+    on the way (``upgrade_old_documents``)."""
     from prefect.client.orchestration import get_client
 
     out = BlockConfig()
     try:
         if client is None:
             async with get_client() as own:
-                monitors, notifiers = await _read_documents(own)
+                monitors, notifiers = await _read_and_upgrade(own)
         else:
-            monitors, notifiers = await _read_documents(client)
+            monitors, notifiers = await _read_and_upgrade(client)
     except Exception as exc:  # noqa: BLE001 - the YAML monitors still run
         out.problems.append(ConfigProblem("Prefect blocks", f"cannot read monitor blocks: {type(exc).__name__}: {exc}"[:300]))
         return out

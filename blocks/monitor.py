@@ -1,22 +1,82 @@
 """The service monitor block: one watched service, added or changed in the Prefect UI.
 
-Its fields are the monitor fields of the YAML file. Empty channels, status codes and texts take the
-YAML file's ``defaults`` (then the built-in default); timeout and attempts are set on the block
-itself (10 s and 3 unless changed). Other YAML defaults (retry backoff ...) apply as they are.
-The served flow reads the blocks at every run, so a change in the UI needs no restart.
+Its fields are the monitor fields of the YAML file, with the same names. An empty field takes the
+YAML file's ``defaults`` (then the built-in default), so a block monitor behaves like a YAML monitor
+that leaves that field out. The served flow reads the blocks at every run, so a change in the UI
+needs no restart.
+
+``url`` and ``headers`` are secret fields (a URL often carries a token): the Prefect API without
+secrets, the UI and the block-document events show them masked. Documents saved before ``url`` was
+secret (a plain string, ``timeout`` as a number) still load; see ``blocks.loader`` for how they are
+re-saved with the secret schema.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
-from pydantic import Field, HttpUrl
+from datetime import datetime
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr, WithJsonSchema, field_validator
+
+from alerting.durations import parse_duration
 from alerting.models import MonitorSpec
 
 MONITOR_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-warning-128x128.png")
+
+# block field -> MonitorSpec field (every other block field has the MonitorSpec field's name)
+RENAMED = {"service_name": "name"}
+BLOCK_ONLY = ("enabled",)
+DURATION_FIELDS = ("interval", "timeout", "retry_backoff", "retry_backoff_max", "flap_window", "renotify_every")
+
+
+def _duration_text(value: object) -> object:
+    """Numbers (what older blocks stored for timeout) become text: ``10.0`` -> ``"10"``; blank -> None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+# Optional fields are shown as plain inputs (left empty: None), not as Prefect's "string | null" switch.
+DurationText = Annotated[Optional[str], BeforeValidator(_duration_text), WithJsonSchema({"type": "string"})]
+OptionalText = Annotated[Optional[str], WithJsonSchema({"type": "string"})]
+OptionalDatetime = Annotated[Optional[datetime], WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def _optional_int(low: int, high: int) -> Any:
+    return Annotated[Optional[int], WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+
+
+def _duration(title: str, description: str, example: str) -> Any:
+    return Field(
+        default=None,
+        title=title,
+        description=f"{description} Written as 30s, 5m, 1h30m or a number of seconds, e.g. {example}. "
+        "Empty: the YAML file's defaults, else the built-in default.",
+    )
+
+
+class MaintenanceWindowForm(BaseModel):
+    """A time when alerts are held (checks go on): one-off (start, end) or recurring (cron, duration)."""
+
+    model_config = ConfigDict(extra="forbid", title="Maintenance window")
+
+    name: OptionalText = Field(default=None, title="Name", description="Optional label shown in status, e.g. 'weekly DB upgrade'.")
+    start: OptionalDatetime = Field(default=None, title="Start", description="One-off window: when it starts.")
+    end: OptionalDatetime = Field(default=None, title="End", description="One-off window: when it ends.")
+    cron: OptionalText = Field(
+        default=None, title="Repeats (cron)", description="Recurring window: when it starts, as cron, e.g. '0 2 * * SUN'."
+    )
+    duration: DurationText = Field(default=None, title="Lasts", description="Recurring window: how long, e.g. 2h.")
+    timezone: OptionalText = Field(
+        default=None, title="Time zone", description="IANA name for cron and dates without a zone, e.g. Europe/Madrid. Empty: UTC."
+    )
 
 
 class ServiceMonitor(Block):
@@ -29,54 +89,131 @@ class ServiceMonitor(Block):
     _documentation_url = HttpUrl("https://docs.prefect.io/v3/concepts/blocks")
     _description = (
         "Outage alerting: an HTTP(S) service the monitor flow checks on every run; when it is down, "
-        "its channels get a DOWN alert. Empty channels take the YAML file's defaults."
+        "its channels get a DOWN alert. Every field left empty takes the YAML file's defaults."
     )
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors never echo the secret URL or headers
+
+    # --- what to check
     service_name: str = Field(
         default="",
         title="Service name",
-        description="Name shown in alerts and on the dashboard; unique across all monitors. Empty: the block's name.",
+        description="Name shown in alerts, on the dashboard and on the command line; unique across all "
+        "monitors. Empty: the block's name.",
     )
-    url: str = Field(default=..., title="URL", description="http:// or https:// URL to check.")
-    method: Literal["GET", "HEAD", "POST"] = Field(default="GET", description="HTTP method of the check.")
+    url: SecretStr = Field(
+        default=...,
+        title="URL",
+        description="The http:// or https:// address to check. Kept secret (URLs often carry tokens); "
+        "alerts show it with credentials and tokens masked.",
+    )
+    method: Literal["GET", "HEAD", "POST"] = Field(default="GET", title="HTTP method", description="HTTP method of the check.")
+    headers: SecretDict = Field(
+        default_factory=lambda: SecretDict({}),
+        title="Request headers",
+        description="Headers sent with every check, e.g. {\"Authorization\": \"Bearer ...\"}. Kept secret.",
+    )
+    # --- what counts as up
     expect_status: list[int] = Field(
-        default_factory=list, description="Accepted HTTP status codes, e.g. [200, 204]. Empty: any 2xx."
+        default_factory=list,
+        title="Expected status codes",
+        description="HTTP status codes that mean up, e.g. [200, 204]. Empty: any 2xx.",
     )
-    contains: str = Field(default="", description="Text that must be in the response body. Empty: no text check.")
-    not_contains: str = Field(default="", description="Text that must not be in the response body. Empty: no check.")
-    timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds per attempt (connect and read).")
-    attempts: int = Field(default=3, ge=1, le=20, description="Attempts inside one check before the service counts as down.")
+    contains: str = Field(
+        default="", title="Body must contain", description="Text that must be in the response body. Empty: no text check."
+    )
+    not_contains: str = Field(
+        default="", title="Body must not contain", description="Text that must not be in the response body. Empty: no check."
+    )
+    # --- how often and how hard
+    interval: DurationText = _duration(
+        "Check every", "How often the served monitor checks this service (the flow runs every --interval).", "1m"
+    )
+    timeout: DurationText = _duration("Timeout", "Time allowed per attempt, for connecting and for reading.", "10s")
+    attempts: _optional_int(1, 20) = Field(
+        default=None, ge=1, le=20, title="Attempts",
+        description="Tries inside one check before the service counts as failing (1-20). Empty: defaults, else 3.",
+    )
+    retry_backoff: DurationText = _duration(
+        "First wait between attempts", "Wait after a failed attempt; it doubles each time, plus jitter.", "1s"
+    )
+    retry_backoff_max: DurationText = _duration(
+        "Longest wait between attempts", "Cap on one wait (a 429's Retry-After is honoured up to this).", "30s"
+    )
+    max_redirects: _optional_int(0, 30) = Field(
+        default=None, ge=0, le=30, title="Redirects followed",
+        description="How many redirects to follow (0-30); 0 checks the 3xx answer itself. Empty: defaults, else 5.",
+    )
+    verify_tls: bool = Field(
+        default=True, title="Verify TLS",
+        description="Reject invalid or expired TLS certificates (a switch is never empty: set here, default on).",
+    )
+    # --- who is alerted, and when
     channels: list[str] = Field(
         default_factory=list,
+        title="Channels",
         description=(
             "Who is alerted, e.g. [\"ops\"]: channel names from the YAML file, names of channel blocks "
             "(Apprise Channel, SMTP E-mail Channel, or any notification block), or block:TYPE-SLUG/BLOCK-NAME. "
             "Empty: the YAML file's defaults.channels."
         ),
     )
-    headers: SecretDict = Field(
-        default_factory=lambda: SecretDict({}), description="Request headers, e.g. {\"Authorization\": \"...\"}. Kept secret."
+    failure_threshold: _optional_int(1, 1000) = Field(
+        default=None, ge=1, le=1000, title="Failed runs before DOWN",
+        description="Consecutive failing runs before a DOWN alert (each run already retries). Empty: defaults, else 1.",
     )
-    verify_tls: bool = Field(default=True, title="Verify TLS", description="Reject invalid TLS certificates.")
+    success_threshold: _optional_int(1, 1000) = Field(
+        default=None, ge=1, le=1000, title="Passing runs before RESOLVED",
+        description="Consecutive passing runs before a RESOLVED alert. Empty: defaults, else 1.",
+    )
+    renotify_every: DurationText = Field(
+        default=None, title="Remind every",
+        description="While still down, send a REMINDER this often, e.g. 2h; 'never' for no reminders. "
+        "Empty: the YAML file's defaults, else never.",
+    )
+    flap_threshold: _optional_int(0, 1000) = Field(
+        default=None, ge=0, le=1000, title="Changes that mean flapping",
+        description="Up/down changes within the flapping window that send one FLAPPING alert instead of a "
+        "stream; 0 turns it off. Empty: defaults, else 5.",
+    )
+    flap_window: DurationText = _duration("Flapping window", "Window for counting up/down changes.", "1h")
+    maintenance: list[MaintenanceWindowForm] = Field(
+        default_factory=list, title="Maintenance windows",
+        description="Times when alerts are held (checks go on): a one-off window with start and end, or a "
+        "recurring one with cron (e.g. '0 2 * * SUN') and duration (e.g. 2h), in timezone (default UTC).",
+    )
+    # --- labels and switch
     tags: list[str] = Field(
-        default_factory=list, description="Labels; the monitor flow can be limited to monitors with one tag."
+        default_factory=list, title="Tags",
+        description="Labels; a served monitor can be limited to monitor blocks with one tag (ALERTING_MONITOR_TAG).",
     )
-    enabled: bool = Field(default=True, description="Uncheck to pause this monitor without deleting it.")
+    enabled: bool = Field(default=True, title="Enabled", description="Switch off to pause this monitor without deleting it.")
+
+    @field_validator(*DURATION_FIELDS)
+    @classmethod
+    def _readable_duration(cls, value: Optional[str], info) -> Optional[str]:
+        if value is None or (info.field_name == "renotify_every" and value.strip().lower() in ("never", "off")):
+            return value
+        parse_duration(value)  # raises a readable ValueError naming the expected form
+        return value.strip()
 
     def to_spec(self, document_name: str, defaults: dict[str, Any] | None = None) -> MonitorSpec:
         """The validated MonitorSpec; raises pydantic's ValidationError naming the bad field."""
         fields: dict[str, Any] = {
             "name": self.service_name.strip() or document_name,
-            "url": self.url,
+            "url": self.url.get_secret_value(),
             "method": self.method,
-            "timeout": self.timeout,
-            "attempts": self.attempts,
-            "verify_tls": self.verify_tls,
             "tags": list(self.tags),
         }
-        for key in ("expect_status", "contains", "not_contains", "channels"):
-            if value := getattr(self, key):  # empty: the YAML defaults, else the built-in default
-                fields[key] = value
+        for name in type(self).model_fields:
+            if name in fields or name in RENAMED or name in BLOCK_ONLY or name in ("url", "headers"):
+                continue
+            value = getattr(self, name)
+            if value is None or (isinstance(value, (list, str)) and not value):
+                continue  # empty: the YAML defaults, else the built-in default
+            if name == "maintenance":
+                value = [w.model_dump(exclude_none=True) for w in value]
+            fields[name] = list(value) if isinstance(value, list) else value
         if headers := self.headers.get_secret_value():
             fields["headers"] = headers
         return MonitorSpec.model_validate({**(defaults or {}), **fields})
