@@ -66,10 +66,29 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
     return probe(api_url, timeout) == "prefect"
 
 
+def _settings_may_set(name: str) -> bool:
+    """Could a Prefect settings file (profile, .env, prefect.toml, pyproject.toml) set ``name``?
+    A cheap look at the files, so a command that needs no Prefect does not import it (~1-2 s)."""
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    looks = [  # (file, text that means it may set the setting)
+        (Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml"), name),
+        (Path(".env"), name),
+        (Path("prefect.toml"), ""),  # keys like [api] url: any such file counts
+        (Path("pyproject.toml"), "tool.prefect"),
+    ]
+    for file, needle in looks:
+        try:
+            if needle in file.read_text(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def configured_url() -> str | None:
-    """PREFECT_API_URL from the environment or the active Prefect profile, or None."""
+    """PREFECT_API_URL from the environment or Prefect's settings (profile, ...), or None."""
     url = os.environ.get("PREFECT_API_URL")
-    if not url:
+    if not url and _settings_may_set("PREFECT_API_URL"):
         from prefect.settings import PREFECT_API_URL
 
         url = PREFECT_API_URL.value()
@@ -77,9 +96,13 @@ def configured_url() -> str | None:
 
 
 def _record_path() -> Path:
-    from prefect.settings import PREFECT_HOME
+    if os.environ.get("PREFECT_HOME") or not _settings_may_set("PREFECT_HOME"):
+        home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    else:
+        from prefect.settings import PREFECT_HOME
 
-    return Path(PREFECT_HOME.value()) / RECORD_NAME
+        home = Path(PREFECT_HOME.value())
+    return home / RECORD_NAME
 
 
 def record_local_server(api_url: str) -> None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 from rich import box
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from alerting import prefect_api
@@ -77,14 +79,14 @@ def _status_table(rows: list[dict], config: Path, wide: bool) -> Table:
     """Fits the terminal (80 columns when output is not a terminal): the essential columns, long
     names and errors wrapped. ``wide``: every column, nothing wrapped."""
     colour = {"UP": "green", "DOWN": "bold red", "UNKNOWN": "yellow"}
-    table = Table(title=f"{len(rows)} monitor(s) in {config}; uptime and latency from the state store",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=f"{len(rows)} monitor(s) in {config}; uptime and latency from the state store; "
+                  "times UTC", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     if wide:
-        for col in ("monitor", "status", "since (UTC)", "24h", "7d", "30d", "p50", "p95", "last error", "note"):
+        for col in ("monitor", "status", "since", "24h", "7d", "30d", "p50", "p95", "last error", "note"):
             table.add_column(col, no_wrap=True)
     else:
         table.add_column("monitor", overflow="fold", min_width=8, ratio=2)
-        for col in ("status", "since (UTC)", "24h", "30d", "p95"):
+        for col in ("status", "since", "24h", "30d", "p95"):
             table.add_column(col, no_wrap=True)
         table.add_column("last error / note", overflow="fold", min_width=12, ratio=3)
     for r in rows:
@@ -119,7 +121,13 @@ def status(
         print(json.dumps({"monitors": rows, "problems": [str(p) for p in cfg.problems]}))
         report_problems(cfg)
         raise typer.Exit(2 if cfg.problems else 0)
-    out.print(_status_table(rows, config, wide), crop=False, width=100_000 if wide else None)
+    table = _status_table(rows, config, wide)
+    if wide:  # as wide as the table needs, whatever the terminal
+        measure = Console(width=100_000)
+        width = Measurement.get(measure, measure.options, table).maximum
+        Console(highlight=False, width=width).print(table)
+    else:
+        out.print(table)
     report_problems(cfg)
     raise typer.Exit(2 if cfg.problems else 0)
 
