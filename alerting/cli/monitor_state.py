@@ -127,7 +127,7 @@ def status(
         width = Measurement.get(measure, measure.options, table).maximum
         Console(highlight=False, width=width).print(table)
     else:
-        out.print(table)
+        out.print(table, soft_wrap=False)  # the title wraps too
     report_problems(cfg)
     raise typer.Exit(2 if cfg.problems else 0)
 
