@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from uuid import UUID
 
-from alerting.automations_config import AutomationsSpec
+from alerting.server_alerts import AutomationsSpec
 from flows.automations import PREFIX, TAG, AutomationsError, Report, Target, automation_name, build
 
 
