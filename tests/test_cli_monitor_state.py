@@ -11,6 +11,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx
+
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
 
@@ -66,6 +68,14 @@ def test_block_monitors_are_known_to_every_command_that_takes_a_monitor_name(tmp
     tag = f"t{uuid.uuid4().hex[:8]}"
     name = f"shop-api-{tag}"
     save_blocks(api, f"ServiceMonitor(url='http://127.0.0.1:9/shop', channels=[], tags=['{tag}']).save('{name}')")
+    try:  # every flow run on the session's server would check it too: gone at the end
+        _commands_know_the_block_monitor(name, tag, tmp_path, write_config)
+    finally:
+        block = httpx.get(f"{api}/block_types/slug/service-monitor/block_documents/name/{name}", timeout=30)
+        httpx.delete(f"{api}/block_documents/{block.json()['id']}", timeout=30).raise_for_status()
+
+
+def _commands_know_the_block_monitor(name, tag, tmp_path, write_config):
     config = write_config("monitors:\n  - {name: yaml-one, url: 'http://127.0.0.1:9/y'}\n")
     env = {**os.environ, "ALERTING_MONITOR_TAG": tag}  # only this test's block monitors
 
