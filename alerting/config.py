@@ -89,7 +89,7 @@ class Config:
     fallback_channel: str | None = None
     fallback_after: int = 3  # failed delivery attempts before the fallback channel gets a copy
     history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)
-    automations: Any = None  # alerting.automations_config.AutomationsSpec (docs/automations.md)
+    automations: Any = None  # alerting.server_alerts.AutomationsSpec (docs/automations.md)
 
     def resolved_state_url(self) -> str:
         """The store URL: ``state_url`` as given, else ``sqlite:///<config dir>/.alerting/state.db``."""
@@ -323,7 +323,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
 def _parse_automations(raw: dict[str, Any] | None, file: str, environ: dict[str, str], problems: list):
     """The ``automations:`` section, or None. A bad one is a problem, not fatal: monitors keep running
     and their hooks alert every channel (the safe side)."""
-    from alerting.automations_config import AutomationsSpec
+    from alerting.server_alerts import AutomationsSpec
 
     if raw is None:
         return None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
 
-from alerting.automations_config import AutomationsSpec
+from alerting.server_alerts import AutomationsSpec
 from alerting.durations import format_duration
 
 log = logging.getLogger(__name__)

@@ -7,43 +7,32 @@ Every failure becomes one ``AutomationsError`` line without secrets (block docum
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from uuid import UUID
 
-from alerting.automations_config import AutomationsSpec
+from alerting.server_alerts import AutomationsSpec
 from flows.automations import PREFIX, TAG, AutomationsError, Report, Target, automation_name, build
-
-LOCAL_API = "http://127.0.0.1:4200/api"  # where `alerting serve` starts its server when none is configured
 
 
 def api_url() -> str:
-    """The configured Prefect API (else the local one `alerting serve` starts), checked to answer;
-    AutomationsError otherwise."""
-    from prefect.settings import PREFECT_API_URL
+    """The Prefect API by the one rule of every command (alerting/prefect_api.py), checked to
+    answer; AutomationsError otherwise."""
+    from alerting import prefect_api
 
-    from flows.serve import api_healthy
-
-    url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
-    if not url:
-        if api_healthy(LOCAL_API, timeout=2.0):
-            return LOCAL_API
-        raise AutomationsError(
-            "no Prefect API configured and none answers at http://127.0.0.1:4200: set PREFECT_API_URL to "
-            "the server that runs the monitor (automations live on a Prefect server)"
-        )
-    if not api_healthy(url, timeout=3.0):
-        raise AutomationsError(f"the Prefect API at {url} does not answer (PREFECT_API_URL); is the server running?")
-    return url.rstrip("/")
+    try:
+        return prefect_api.find().url
+    except prefect_api.NoPrefectAPI as exc:
+        raise AutomationsError(f"{exc} (automations live on the Prefect server that runs the monitor)") from None
 
 
 @contextmanager
 def _client():
     """A sync Prefect client for the checked API."""
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: api_url()}), get_client(sync_client=True) as client:
+    from alerting import prefect_api
+
+    with prefect_api.using(api_url()), get_client(sync_client=True) as client:
         yield client
 
 
@@ -163,9 +152,20 @@ def list_ours(deployment: str | None = None) -> list:
 
 
 def delete_ours(deployment: str | None = None) -> list[str]:
-    """Delete our automations (for one deployment, or all); return their names."""
+    """Delete our automations (for one deployment, or all); return their names. A deployment that
+    neither exists nor has automations of ours is an AutomationsError (a typo, not "0 deleted")."""
+    from prefect.exceptions import ObjectNotFound
+
     with _client() as client:
         doomed = ours(client, deployment)
+        if deployment is not None and not doomed:
+            try:
+                _call("reading the deployment", client.read_deployment_by_name, deployment)
+            except ObjectNotFound:
+                raise AutomationsError(
+                    f"--deployment: no deployment {deployment!r} on the Prefect server, and no automations of "
+                    "ours for it (see alerting automations list)"
+                ) from None
         for automation in doomed:
             _call(f"deleting {automation.name!r}", client.delete_automation, automation.id)
     return [a.name for a in doomed]

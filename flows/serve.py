@@ -48,10 +48,10 @@ class PrefectServer:
 
 
 def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
-    try:
-        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
+    """A Prefect API answers there (alerting/prefect_api.py: not just any HTTP server)."""
+    from alerting.prefect_api import healthy
+
+    return healthy(api_url, timeout)
 
 
 def die_with_parent() -> None:
@@ -98,20 +98,36 @@ def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float
 
 
 def ensure_server(host: str, port: int, log_dir: Path) -> PrefectServer:
-    """Use the configured API when it answers; otherwise start a local server."""
-    from prefect.settings import PREFECT_API_URL
+    """Use the configured API when it answers; otherwise the local server at host:port, started
+    when nothing answers there. The local one is recorded for the other commands
+    (alerting/prefect_api.py has the rule)."""
+    from alerting import prefect_api
 
-    configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    configured = prefect_api.configured_url()
     if configured:
-        if api_healthy(configured):
-            return PrefectServer(api_url=configured.rstrip("/"))
+        kind = prefect_api.probe(configured)
+        if kind == "prefect":
+            return PrefectServer(api_url=configured)
         parts = urlsplit(configured)
+        if kind == "other":
+            raise ServerUnavailable(f"{configured} (PREFECT_API_URL) answers, but it is not a Prefect API")
         if parts.hostname not in LOCAL_HOSTS:
             raise ServerUnavailable(f"the Prefect API at {configured} does not answer (PREFECT_API_URL)")
         host, port = parts.hostname, parts.port or port
-    elif api_healthy(f"http://{host}:{port}/api"):
-        return PrefectServer(api_url=f"http://{host}:{port}/api")
-    return start_local_server(host, port, log_dir)
+    else:
+        kind = prefect_api.probe(f"http://{host}:{port}/api")
+        if kind == "prefect":
+            prefect_api.record_local_server(f"http://{host}:{port}/api")
+            return PrefectServer(api_url=f"http://{host}:{port}/api")
+        if kind == "other":
+            raise ServerUnavailable(
+                f"port {port} on {host} is taken by something that is not a Prefect server; "
+                "choose another --port (or stop that program)"
+            )
+    server = start_local_server(host, port, log_dir)
+    if not configured:
+        prefect_api.record_local_server(server.api_url)
+    return server
 
 
 def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> None:

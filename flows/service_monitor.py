@@ -217,7 +217,7 @@ def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
     """``specs`` without the channels that automations (``automations.mode``) alert for this run."""
     from prefect.runtime import deployment
 
-    from alerting.automations_config import hook_specs
+    from alerting.server_alerts import hook_specs
 
     watched = f"{FLOW_NAME}/{deployment.name}" if deployment.name else None
     if watched is None or config.automations is None or not config.automations.server_alerts_runs:

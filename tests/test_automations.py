@@ -142,7 +142,7 @@ def test_config_errors_name_the_file_and_field():
 )
 def test_hook_channels_per_mode(mode, served, unserved):
     """With both, the hook skips only the automation's own channel, and only for the watched deployment."""
-    from alerting.automations_config import hook_specs
+    from alerting.server_alerts import hook_specs
     from alerting.config import parse_config
 
     cfg = parse_config(

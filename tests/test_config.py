@@ -122,14 +122,6 @@ def test_durations():
     assert format_duration(0) == "0s"
 
 
-def test_repo_starter_config_is_valid():
-    from pathlib import Path
-
-    cfg = load_config(Path(__file__).parent.parent / "monitors.yaml")
-    assert cfg.problems == []
-    assert cfg.monitors[0].name == "playstation-network"
-
-
 def test_a_bad_channel_url_is_never_logged(caplog):
     import logging
 

@@ -26,11 +26,12 @@ def _uid() -> str:
 
 
 def _run_flow(config_path, tag):
-    from flows.monitor import service_monitor
-    from flows.registry import OUTCOMES
+    from flows import run_reports
+    from flows.service_monitor import service_monitor
 
-    state = asyncio.run(service_monitor(config_path=str(config_path), monitor_block_tag=tag, return_state=True))
-    return state, OUTCOMES.pop(str(state.state_details.flow_run_id))
+    with run_reports.collecting() as reports:
+        state = asyncio.run(service_monitor(config_path=str(config_path), monitor_block_tag=tag, return_state=True))
+    return state, reports[0]
 
 
 def test_server_imports_our_types_through_the_entry_point(prefect_server):
@@ -200,7 +201,7 @@ def test_a_name_clash_fails_the_run_but_the_yaml_monitor_still_runs(prefect_serv
     config = tmp_path / "monitors.yaml"
     config.write_text(f"monitors:\n  - name: api-{tag}\n    url: {receiver.url()}\n")
     state, outcome = _run_flow(config, tag)
-    assert [(r.monitor, r.ok) for r in outcome.results] == [(f"api-{tag}", True)]
+    assert [(r.monitor, r.ok) for r in outcome.cycle.results] == [(f"api-{tag}", True)]
     assert state.is_failed() and f"block service-monitor/clash-{tag} and a monitor in" in state.message
     assert receiver.received == []
 

@@ -124,10 +124,16 @@ def test_email_channel_sends_real_mail():
     assert got[0]["Subject"] == "[ops] DOWN: web" and "oncall@example.com" in got[0]["To"]
 
 
-def test_outcomes_registry_survives_cloudpickle():
-    """Prefect's runner hands a served flow over cloudpickled: the hook must see the flow's outcomes."""
+def test_the_served_flow_survives_cloudpickle_by_value():
+    """Prefect's runner hands a served flow to each run's process cloudpickled by value: everything
+    the flow's module holds must pickle (a ContextVar there broke every served run once)."""
     import cloudpickle
 
-    from flows.registry import OUTCOMES
+    import flows.service_monitor as module
 
-    assert cloudpickle.loads(cloudpickle.dumps(OUTCOMES)) is OUTCOMES
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        restored = cloudpickle.loads(cloudpickle.dumps(module.service_monitor))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert restored.name == "service-monitor" and len(restored.on_failure_hooks) == 1

@@ -1,4 +1,5 @@
-"""``alerting blocks``: register our Prefect block types, list the configured channel and monitor blocks."""
+"""``alerting blocks register | list``: our Prefect block types, and the channel and monitor blocks
+on the server (the Prefect API of the rule in alerting/prefect_api.py)."""
 
 from __future__ import annotations
 
@@ -7,52 +8,36 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    name="blocks",
-    help="Prefect blocks: channels and monitors configured in the Prefect UI.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from alerting import prefect_api
+from alerting.cli.app import app, command, err, fail, out, sub_app, summarise
 
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code)
+blocks_app = sub_app("blocks", "Prefect blocks: channels and monitors configured in the Prefect UI.")
+app.add_typer(blocks_app)
 
 
 def _api_url() -> str:
-    """The configured Prefect API, which must answer; else exit 2 with the reason."""
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.serve import api_healthy
-
-    url = PREFECT_API_URL.value()
-    if not url:
-        _fail("no Prefect API configured: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api) "
-              "or `prefect config set PREFECT_API_URL=...`")
-    if not api_healthy(url):
-        _fail(f"the Prefect API at {url} does not answer (is the server running?)")
-    return url
+    """The Prefect API of the rule, which must answer; else exit 2 with the reason."""
+    try:
+        return prefect_api.find().url
+    except prefect_api.NoPrefectAPI as exc:
+        fail(str(exc))
 
 
-@app.command()
+@command(blocks_app, epilog=prefect_api.RULE)
 def register() -> None:
     """Register the block types (Apprise Channel, SMTP E-mail Channel, Service Monitor) with the
-    configured Prefect API, so they appear in the UI's Blocks catalogue. Exit 2 if it is unreachable."""
+    Prefect API, so they appear in the UI's Blocks catalogue. Exit 2 if it is unreachable."""
     from blocks import BLOCK_TYPES
 
     url = _api_url()
     for block_type in BLOCK_TYPES:
         try:
-            block_type.register_type_and_schema()
+            with prefect_api.using(url):
+                block_type.register_type_and_schema()
         except Exception as exc:  # noqa: BLE001
-            _fail(f"could not register {block_type.get_block_type_name()} at {url}: {type(exc).__name__}: {exc}")
+            fail(f"could not register {block_type.get_block_type_name()} at {url}: {summarise(exc)}")
         out.print(f"registered [bold]{block_type.get_block_type_name()}[/] ({block_type.get_block_type_slug()})", markup=True)
     out.print(f"Create blocks in the UI: {url.removesuffix('/api')}/blocks/catalog")
 
@@ -80,14 +65,18 @@ async def _documents():
     return channels, monitors
 
 
-@app.command("list")
+@command(blocks_app, "list", epilog=prefect_api.RULE)
 def list_blocks(
-    config: Optional[Path] = typer.Option(None, "-c", "--config", help="YAML config, to show how monitor blocks resolve."),
-    tag: Optional[str] = typer.Option(None, "--monitor-tag", help="Only monitor blocks with this tag."),
+    config: Optional[Path] = typer.Option(None, "-c", "--config", metavar="FILE", help="YAML config, to show how monitor blocks resolve."),
+    tag: Optional[str] = typer.Option(None, "--monitor-tag", metavar="TAG", help="Only monitor blocks with this tag."),
 ) -> None:
     """List the channel blocks (any notification block) and Service Monitor blocks; secrets masked."""
-    _api_url()
-    channels, monitors = asyncio.run(_documents())
+    url = _api_url()
+    try:
+        with prefect_api.using(url):
+            channels, monitors = asyncio.run(_documents())
+    except Exception as exc:  # noqa: BLE001
+        fail(f"cannot read the blocks at {url}: {summarise(exc)}")
     table = Table(title="Channel blocks (name them in channels: as the block name or block:<type>/<name>)", title_justify="left")
     for col in ("name", "type", "reference", "settings"):
         table.add_column(col)
@@ -108,7 +97,8 @@ def list_blocks(
         )
     out.print(table)
     if config is not None:
-        _show_resolution(config, tag)
+        with prefect_api.using(url):
+            _show_resolution(config, tag)
 
 
 def _settings(data: dict) -> str:
@@ -129,7 +119,7 @@ def _show_resolution(config: Path, tag: Optional[str]) -> None:
     try:
         cfg = load_config(config)
     except ConfigError as exc:
-        _fail(str(exc.problems[0]))
+        fail(str(exc.problems[0]))
     extra = asyncio.run(load_block_config(cfg, tag))
     for spec in extra.monitors:
         out.print(f"  {spec.name}: {spec.method} {_safe_url(spec.url)} -> {', '.join(spec.channels) or 'no channels'}")

@@ -10,15 +10,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from alerting.cli import ConfigOption, _load, fail, out
+from alerting import prefect_api
+from alerting.cli.app import ConfigOption, app, command, fail, load, out, sub_app
 
-automations_app = typer.Typer(
-    name="automations",
-    help="Server-side alerts: Prefect automations for failed runs, a monitor that stopped running, late runs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+automations_app = sub_app(
+    "automations",
+    "Server-side alerts: Prefect automations for failed runs, a monitor that stopped running, late runs.",
 )
+app.add_typer(automations_app)
 
 
 def _errors():
@@ -27,14 +26,14 @@ def _errors():
     return AutomationsError
 
 
-@automations_app.command("apply")
+@command(automations_app, "apply", epilog=prefect_api.RULE)
 def apply_cmd(config: Path = ConfigOption) -> None:
-    """Create or update this config's automations on the Prefect server (PREFECT_API_URL).
+    """Create or update this config's automations on the Prefect server.
     Idempotent: a second apply changes nothing. Exit 0, or 2 on bad input or an unusable server."""
     from alerting.durations import format_duration, parse_duration
     from flows.automations_api import apply
 
-    cfg = _load(config)
+    cfg = load(config)
     bad = [p for p in cfg.problems if (p.field or "").startswith("automations")]
     if bad:
         fail("\n".join(str(p) for p in bad))
@@ -61,9 +60,9 @@ def apply_cmd(config: Path = ConfigOption) -> None:
     raise typer.Exit(0)
 
 
-@automations_app.command("list")
+@command(automations_app, "list", epilog=prefect_api.RULE)
 def list_cmd(
-    deployment: Optional[str] = typer.Option(None, "--deployment", help="Only those for <flow>/<deployment>."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="FLOW/DEPLOYMENT", help="Only those for <flow>/<deployment>."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The automations this toolkit made on the Prefect server (others are never shown or touched)."""
@@ -88,9 +87,9 @@ def list_cmd(
     raise typer.Exit(0)
 
 
-@automations_app.command("delete")
+@command(automations_app, "delete", epilog=prefect_api.RULE)
 def delete_cmd(
-    deployment: Optional[str] = typer.Option(None, "--deployment", help="Only those for <flow>/<deployment>."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="FLOW/DEPLOYMENT", help="Only those for <flow>/<deployment>."),
 ) -> None:
     """Delete the automations this toolkit made (all, or one deployment's); nothing else is touched."""
     from flows.automations_api import delete_ours

@@ -1,4 +1,5 @@
-"""The ``automations:`` section of the config: server-side alerts on the Prefect server.
+"""Server-side alerts: the ``automations:`` section of the config (``AutomationsSpec``), and which
+channels the flow's hooks leave to the Prefect server's automations (``hook_specs``).
 
 Pure values, no Prefect: what to create (flows/automations.py builds and applies it) and which
 channels the flow's own hooks leave to the server (``hook_specs``), so that with ``mode: both`` a

@@ -1,0 +1,31 @@
+"""The ``alerting`` command (console script ``alerting = "alerting.cli:main"``).
+
+One module per command group; each registers its commands on the app of ``alerting.cli.app``,
+which imports none of them back:
+
+    app.py            the typer app, consoles, fail(), config loading, block monitors, help tidying
+    check.py          check URL, validate
+    run.py            run, serve, drill, notify (they run the flow or send)
+    monitor_state.py  status, history, silence, unsilence (a monitor's alert state)
+    blocks.py         blocks register | list
+    automations.py    automations apply | list | delete
+
+Which Prefect API each command talks to: alerting/prefect_api.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# importing a command module registers its commands; this order is the order of `alerting --help`
+from alerting.cli import check, run, monitor_state, blocks, automations  # noqa: F401, I001
+from alerting.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
