@@ -7,16 +7,15 @@ too many redirects; those are answers and are reported at once.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Callable
 from urllib.parse import urljoin
-
-import logging
 
 import requests
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
@@ -75,7 +74,7 @@ def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
     """Map a requests/urllib3 exception to an error kind, with a message free of URLs."""
     from urllib.parse import urlsplit
 
-    host = urlsplit(spec.url).hostname or "host"
+    host = redact_target_url(f"http://{urlsplit(spec.url).hostname or 'host'}/").split("//", 1)[-1].rstrip("/")
     causes = list(_causes(exc))
     if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(c, ssl.SSLError) for c in causes):
         reason = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
@@ -253,7 +252,7 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         wait=wait,
         retry=retry_if_result(lambda a: not a.ok and a.retryable),
         sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result(),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )
     started = clock()
     try:

@@ -25,7 +25,7 @@ DEFAULT_CONFIG = "monitors.yaml"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on big files
 BLOCK_PREFIX = "block:"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_BLOCK_REF = re.compile(r"^block:([a-z0-9][a-z0-9-]*)/([A-Za-z0-9_.-][A-Za-z0-9_. -]*)$")
+BLOCK_REF = re.compile(r"^block:([a-z0-9][a-z0-9-]*)/([A-Za-z0-9_.-][A-Za-z0-9_. -]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -65,7 +65,7 @@ class ChannelSpec:
 
     @property
     def block_ref(self) -> tuple[str, str] | None:
-        match = _BLOCK_REF.match(self.target.get_secret_value())
+        match = BLOCK_REF.match(self.target.get_secret_value())
         return (match.group(1), match.group(2)) if match else None
 
     @property
@@ -164,7 +164,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _pydantic_problems(exc: ValidationError, file: str, **where: Any) -> list[ConfigProblem]:
+def pydantic_problems(exc: ValidationError, file: str, **where: Any) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
         message = err["msg"].removeprefix("Value error, ")
@@ -201,7 +201,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
     try:
         shape = _FileShape.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, file)) from None
+        raise ConfigError(pydantic_problems(exc, file)) from None
 
     try:
         state_url = _expand(shape.state_url, "state_url", environ)  # ${DB_PASSWORD} stays out of the file
@@ -233,7 +233,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
     try:
         MonitorSpec.model_validate({"name": "defaults", "url": "http://defaults.invalid", **defaults})
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, file)
+        problems = pydantic_problems(exc, file)
         raise ConfigError(
             [ConfigProblem(p.file, p.message, field=f"defaults.{p.field}") for p in problems]
         ) from None
@@ -258,7 +258,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
             )
             continue
         if value.startswith(BLOCK_PREFIX):
-            if not _BLOCK_REF.match(value):
+            if not BLOCK_REF.match(value):
                 config.problems.append(
                     ConfigProblem(file, "expected block:<block-type-slug>/<document-name>", channel=name)
                 )
@@ -296,7 +296,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
         try:
             spec = MonitorSpec.model_validate(merged)
         except ValidationError as exc:
-            config.problems.extend(_pydantic_problems(exc, file, monitor=label))
+            config.problems.extend(pydantic_problems(exc, file, monitor=label))
             continue
         if spec.name in seen:
             config.problems.append(
@@ -334,7 +334,7 @@ def _parse_automations(raw: dict[str, Any] | None, file: str, environ: dict[str,
     except ValidationError as exc:
         problems.extend(
             ConfigProblem(p.file, p.message, field="automations" + (f".{p.field}" if p.field else ""))
-            for p in _pydantic_problems(exc, file)
+            for p in pydantic_problems(exc, file)
         )
     return None
 

@@ -22,7 +22,15 @@ from alerting.check import build_session, check
 from alerting.config import Config
 from alerting.models import CheckResult, ErrorKind, MonitorSpec, utcnow
 from alerting.policy import AlertEvent, AlertKind, MonitorState, Status, hold_for, step
-from alerting.render import AlertMessage, cycle_message, render_down, render_event, render_notice, render_storm, with_alert_id
+from alerting.render import (
+    AlertMessage,
+    cycle_message,
+    render_down,
+    render_event,
+    render_notice,
+    render_storm,
+    with_alert_id,
+)
 from alerting.schedule import due_monitors, host_of, in_shard, interleave_by_host, parse_shard
 from alerting.store import NewAlert, Store, short_alert_id
 

@@ -111,7 +111,7 @@ class _DeadlineHTTPConnection(HTTPConnection):
         watch_socket(sock)
         return sock
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def request(self, *args, **kwargs) -> None:
         if self.sock is not None:  # a pooled connection reused by this attempt
             watch_socket(self.sock)
         super().request(*args, **kwargs)
@@ -123,7 +123,7 @@ class _DeadlineHTTPSConnection(HTTPSConnection):
         watch_socket(sock)
         return sock
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def request(self, *args, **kwargs) -> None:
         if self.sock is not None:
             watch_socket(self.sock)
         super().request(*args, **kwargs)
@@ -140,6 +140,6 @@ class _DeadlineHTTPSPool(HTTPSConnectionPool):
 class DeadlineAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` whose connections obey ``hard_deadline``."""
 
-    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}

@@ -60,7 +60,7 @@ def _install_response_spy() -> None:
                 seen.append((response.status_code, response.headers.get("Retry-After")))
             return response
 
-        requests.Session.send = send
+        requests.Session.send = send  # type: ignore[method-assign]
         _SPY_INSTALLED = True
 
 
@@ -179,11 +179,40 @@ def _send_block(channel: ChannelSpec, messages: list[AlertMessage]) -> list[Deli
 
 
 def _call_notify(block, message: AlertMessage) -> None:
-    """Sync call; a block whose notify is async only returns a coroutine: run it, never drop it."""
+    notify_block(block, title=message.title, markdown=message.markdown, text=message.text,
+                 severity=message.severity)
+
+
+def notify_block(block, *, title: str, markdown: str, text: str, severity: str = "info") -> None:
+    """Send one alert through any Prefect notification block, with its severity and the right format.
+
+    * Blocks with ``notify_alert`` (our Apprise Channel and SMTP E-mail Channel) get the severity and
+      both renderings, and send what a YAML channel with the same URL sends.
+    * Prefect's Apprise-based blocks (Slack Webhook, Discord Webhook, ...) have a ``notify_type``
+      field: set to ``severity`` for this call (and put back); the body is the Markdown.
+    * Any other notification block: ``block.notify(markdown, subject=title)``.
+
+    Synchronous; an async-only ``notify`` is awaited here. Call it inside ``raise_on_failure()``.
+    """
+    if hasattr(block, "notify_alert"):
+        _awaited_now(block.notify_alert(title=title, markdown=markdown, text=text, severity=severity))
+        return
+    if "notify_type" not in getattr(type(block), "model_fields", {}):
+        _awaited_now(block.notify(markdown, subject=title))
+        return
+    before = block.notify_type
+    block.notify_type = severity
+    try:
+        _awaited_now(block.notify(markdown, subject=title))
+    finally:
+        block.notify_type = before
+
+
+def _awaited_now(result) -> None:
+    """A block whose notify is async only returns a coroutine: run it, never drop it."""
     import asyncio
     import inspect
 
-    result = block.notify(message.markdown, subject=message.title)
     if inspect.isawaitable(result):
         asyncio.run(_awaited(result))
 

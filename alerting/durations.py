@@ -41,7 +41,7 @@ def format_duration(seconds: float) -> str:
     if seconds < 10 and seconds != int(seconds):
         return f"{seconds:.1f}s"
     total = int(round(seconds))
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         amount, total = divmod(total, size)
         if amount or (unit == "s" and not parts):

@@ -115,7 +115,7 @@ class MaintenanceWindow(BaseModel):
         zone = ZoneInfo(self.timezone) if self.timezone else timezone.utc
         local = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
         try:
-            began = next(CronSim(self.cron, local, reverse=True))
+            began = next(CronSim(self.cron or "", local, reverse=True))
         except StopIteration:  # pragma: no cover - cron that never fires
             return None
         if began.tzinfo is None:

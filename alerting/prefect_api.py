@@ -14,10 +14,11 @@ another web server is reported as such instead of failing later on a response th
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import httpx
 

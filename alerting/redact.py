@@ -18,7 +18,7 @@ import functools
 import logging
 import re
 import threading
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"

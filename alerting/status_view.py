@@ -36,7 +36,7 @@ def status_rows(store: Store, config: Config, now: datetime, names: list[str] | 
             "p50_ms": _round(p50, 0),
             "p95_ms": _round(p95, 0),
             "last_error": state.last_error,
-            "silenced_until": state.silenced_until.isoformat(timespec="seconds") if state.silenced(now) else None,
+            "silenced_until": state.silenced_until.isoformat(timespec="seconds") if state.silenced_until and state.silenced(now) else None,
             "silence_reason": state.silence_reason if state.silenced(now) else None,
             "maintenance": window.label() if window else None,
             "flapping": state.flapping,

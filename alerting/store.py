@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from sqlalchemy import bindparam, case, create_engine, event, func, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -111,13 +111,14 @@ class Tx:
         known = {r.monitor: r.id for r in rows}
         for name in names:
             if name not in known:
-                known[name] = self.conn.execute(monitor_state.insert().values(monitor=name, changes="[]")).inserted_primary_key[0]
+                inserted = self.conn.execute(monitor_state.insert().values(monitor=name, changes="[]"))
+                known[name] = inserted.inserted_primary_key[0]  # type: ignore[index]
         return known
 
     def states(self, names: Iterable[str]) -> dict[str, MonitorState]:
         names = list(names)
         query = select(monitor_state).where(monitor_state.c.monitor.in_(names)).with_for_update()  # PostgreSQL: lock rows
-        rows = self.conn.execute(query) if names else []
+        rows: Iterable = self.conn.execute(query) if names else []
         found = {r.monitor: _state_from_row(r) for r in rows}
         return {n: found.get(n, MonitorState(n)) for n in names}
 
@@ -304,7 +305,7 @@ class Store:
         """monitor -> {window label: percent up or None}, from the hourly rollup (hour-aligned windows:
         the current hour counts, so "24h" covers the last 23 to 24 hours)."""
         current = int(now.timestamp()) // 3600
-        cols = [monitor_state.c.monitor]
+        cols: list = [monitor_state.c.monitor]
         for label, span in windows.items():
             in_window = check_rollup.c.hour > current - int(span.total_seconds()) // 3600
             cols.append(func.sum(case((in_window, check_rollup.c.checks), else_=0)).label(f"n_{label}"))

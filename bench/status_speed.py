@@ -76,8 +76,8 @@ def main() -> None:
         assert proc.returncode == 0, proc.stderr[-500:]
     print(f"alerting status --json (whole command, process start included): median {statistics.median(times):.2f} s, "
           f"min {min(times):.2f} s")
-    from alerting.status_view import status_rows
     from alerting.models import utcnow
+    from alerting.status_view import status_rows
 
     cfg = load_config(config)
     store = Store(cfg.resolved_state_url())

@@ -215,42 +215,10 @@ class EmailChannel(_AppriseChannel):
 # --- for the deliverer (alerting/delivery.py): one call for any notification block ---------------
 
 def notify_with_severity(block, *, title: str, markdown: str, text: str, severity: str = "info") -> None:
-    """Send one alert through any Prefect notification block, with its severity and the right format.
+    """Send one alert through any Prefect notification block, with its severity and the right format
+    (alerting.delivery.notify_block: the deliverer's own way, one implementation)."""
+    from alerting.delivery import notify_block
 
-    * Blocks with a ``notify_alert`` method (our Apprise Channel and SMTP E-mail Channel) get the
-      severity and both renderings; they send Markdown or plain text as the channel's service
-      expects, exactly as a YAML channel with the same URL does.
-    * Prefect's Apprise-based blocks (Slack Webhook, Discord Webhook, Microsoft Teams, ...) have a
-      ``notify_type`` field: it is set to ``severity`` for this call (and put back), the body is the
-      Markdown.
-    * Any other notification block: ``block.notify(markdown, subject=title)``.
-
-    Synchronous, like the deliverer; an async-only ``notify`` is awaited here. Call it inside
-    ``block.raise_on_failure()`` to learn of a failed send, as for ``block.notify``. Unknown
-    severities are sent as ``info``.
-    """
-    severity = _severity(severity)
-    if hasattr(block, "notify_alert"):
-        block.notify_alert(title=title, markdown=markdown, text=text, severity=severity)
-        return
-    fields = getattr(type(block), "model_fields", {})
-    if "notify_type" not in fields:
-        _run(block.notify(markdown, subject=title))
-        return
-    before = block.notify_type
-    block.notify_type = severity
-    try:
-        _run(block.notify(markdown, subject=title))
-    finally:
-        block.notify_type = before
+    notify_block(block, title=title, markdown=markdown, text=text, severity=_severity(severity))
 
 
-def _run(result) -> None:
-    import inspect
-
-    if inspect.isawaitable(result):
-
-        async def wait():
-            return await result
-
-        asyncio.run(wait())

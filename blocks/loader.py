@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import SecretStr, ValidationError
 
-from alerting.config import _BLOCK_REF, ChannelSpec, Config, ConfigProblem, _pydantic_problems
+from alerting.config import BLOCK_REF, ChannelSpec, Config, ConfigProblem, pydantic_problems
 from blocks.monitor import ServiceMonitor
 
 MONITOR_SLUG = ServiceMonitor.get_block_type_slug()
@@ -74,7 +74,7 @@ def _resolve_channels(spec, where: str, config: Config, notifiers: dict[str, lis
     kept = []
     for name in spec.channels:
         if name.startswith("block:"):
-            match = _BLOCK_REF.match(name)
+            match = BLOCK_REF.match(name)
             if match and match.group(2) in notifiers and match.group(1) in notifiers[match.group(2)]:
                 out.channels[name] = ChannelSpec(name=name, target=SecretStr(name))
                 kept.append(name)
@@ -169,7 +169,7 @@ async def load_block_config(config: Config, tag: str | None = None, client=None)
                 continue
             spec = block.to_spec(doc.name, config.defaults)
         except ValidationError as exc:
-            out.problems.extend(_pydantic_problems(exc, where, monitor=doc.name))
+            out.problems.extend(pydantic_problems(exc, where, monitor=doc.name))
             continue
         if spec.name in yaml_names:
             out.problems.append(

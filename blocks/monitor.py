@@ -13,12 +13,11 @@ re-saved with the secret schema.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
-from datetime import datetime
-
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr, WithJsonSchema, field_validator
 
 from alerting.durations import parse_duration
@@ -44,13 +43,19 @@ def _duration_text(value: object) -> object:
 
 
 # Optional fields are shown as plain inputs (left empty: None), not as Prefect's "string | null" switch.
-DurationText = Annotated[Optional[str], BeforeValidator(_duration_text), WithJsonSchema({"type": "string"})]
-OptionalText = Annotated[Optional[str], WithJsonSchema({"type": "string"})]
-OptionalDatetime = Annotated[Optional[datetime], WithJsonSchema({"type": "string", "format": "date-time"})]
+DurationText = Annotated[str | None, BeforeValidator(_duration_text), WithJsonSchema({"type": "string"})]
+OptionalText = Annotated[str | None, WithJsonSchema({"type": "string"})]
+OptionalDatetime = Annotated[datetime | None, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
-def _optional_int(low: int, high: int) -> Any:
-    return Annotated[Optional[int], WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+def _int_schema(low: int, high: int) -> WithJsonSchema:
+    return WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})
+
+
+Attempts = Annotated[int | None, _int_schema(1, 20)]
+Redirects = Annotated[int | None, _int_schema(0, 30)]
+Threshold = Annotated[int | None, _int_schema(1, 1000)]
+FlapThreshold = Annotated[int | None, _int_schema(0, 1000)]
 
 
 def _duration(title: str, description: str, example: str) -> Any:
@@ -130,7 +135,7 @@ class ServiceMonitor(Block):
         "Check every", "How often the served monitor checks this service (the flow runs every --interval).", "1m"
     )
     timeout: DurationText = _duration("Timeout", "Time allowed per attempt, for connecting and for reading.", "10s")
-    attempts: _optional_int(1, 20) = Field(
+    attempts: Attempts = Field(
         default=None, ge=1, le=20, title="Attempts",
         description="Tries inside one check before the service counts as failing (1-20). Empty: defaults, else 3.",
     )
@@ -140,7 +145,7 @@ class ServiceMonitor(Block):
     retry_backoff_max: DurationText = _duration(
         "Longest wait between attempts", "Cap on one wait (a 429's Retry-After is honoured up to this).", "30s"
     )
-    max_redirects: _optional_int(0, 30) = Field(
+    max_redirects: Redirects = Field(
         default=None, ge=0, le=30, title="Redirects followed",
         description="How many redirects to follow (0-30); 0 checks the 3xx answer itself. Empty: defaults, else 5.",
     )
@@ -158,11 +163,11 @@ class ServiceMonitor(Block):
             "Empty: the YAML file's defaults.channels."
         ),
     )
-    failure_threshold: _optional_int(1, 1000) = Field(
+    failure_threshold: Threshold = Field(
         default=None, ge=1, le=1000, title="Failed runs before DOWN",
         description="Consecutive failing runs before a DOWN alert (each run already retries). Empty: defaults, else 1.",
     )
-    success_threshold: _optional_int(1, 1000) = Field(
+    success_threshold: Threshold = Field(
         default=None, ge=1, le=1000, title="Passing runs before RESOLVED",
         description="Consecutive passing runs before a RESOLVED alert. Empty: defaults, else 1.",
     )
@@ -171,7 +176,7 @@ class ServiceMonitor(Block):
         description="While still down, send a REMINDER this often, e.g. 2h; 'never' for no reminders. "
         "Empty: the YAML file's defaults, else never.",
     )
-    flap_threshold: _optional_int(0, 1000) = Field(
+    flap_threshold: FlapThreshold = Field(
         default=None, ge=0, le=1000, title="Changes that mean flapping",
         description="Up/down changes within the flapping window that send one FLAPPING alert instead of a "
         "stream; 0 turns it off. Empty: defaults, else 5.",
@@ -191,7 +196,7 @@ class ServiceMonitor(Block):
 
     @field_validator(*DURATION_FIELDS)
     @classmethod
-    def _readable_duration(cls, value: Optional[str], info) -> Optional[str]:
+    def _readable_duration(cls, value: str | None, info) -> str | None:
         if value is None or (info.field_name == "renotify_every" and value.strip().lower() in ("never", "off")):
             return value
         parse_duration(value)  # raises a readable ValueError naming the expected form

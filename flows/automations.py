@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
 
-from alerting.server_alerts import AutomationsSpec
 from alerting.durations import format_duration
+from alerting.server_alerts import AutomationsSpec
 
 log = logging.getLogger(__name__)
 TAG = "outage-alerting"

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -30,6 +31,7 @@ from alerting.cycle import CycleReport, check_all, open_store, run_cycle
 from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, MonitorSpec
 from alerting.outbox import deliver_pending
+from alerting.redact import install_log_redaction
 from blocks.loader import with_block_monitors
 from flows import run_reports
 from flows.automations import announce_late, announce_run
@@ -78,7 +80,7 @@ def _task_checker(config: Config):
             return []
         # quote(): Prefect would otherwise walk every field of every spec looking for futures
         state = check_services(quote(specs), config.concurrency, config.per_host_concurrency, return_state=True)
-        data = state.result(raise_on_failure=False, _sync=True)  # sync: we are in a worker thread
+        data = state.result(raise_on_failure=False, _sync=True)  # type: ignore[call-overload]  # sync: a worker thread
         if not isinstance(data, list):
             raise RuntimeError(f"check task ended {state.type.value}")
         return data
@@ -177,6 +179,7 @@ async def service_monitor(
     monitors unless ``use_monitor_blocks`` is false; see blocks/loader.py for the rules."""
     from prefect.runtime import flow_run
 
+    install_log_redaction()  # a served run's own process too (Prefect's runner starts one per run)
     logger = get_run_logger()
     quiet_prefect_tracebacks()
     try:
@@ -230,5 +233,5 @@ def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
 def run_once(config_path: str | Path, shard: str | None = None):
     """Run the flow in this process; return (final state, RunReport or None)."""
     with run_reports.collecting() as reports:
-        state = asyncio.run(service_monitor(config_path=str(config_path), shard=shard, return_state=True))
+        state: Any = asyncio.run(service_monitor(config_path=str(config_path), shard=shard, return_state=True))  # type: ignore[arg-type]
     return state, (reports[0] if reports else None)

@@ -142,8 +142,8 @@ def test_config_errors_name_the_file_and_field():
 )
 def test_hook_channels_per_mode(mode, served, unserved):
     """With both, the hook skips only the automation's own channel, and only for the watched deployment."""
-    from alerting.server_alerts import hook_specs
     from alerting.config import parse_config
+    from alerting.server_alerts import hook_specs
 
     cfg = parse_config(
         "channels: {ops: 'block:custom-webhook/ops', other: 'json://127.0.0.1:9/x'}\n"

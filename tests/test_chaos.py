@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,24 +30,18 @@ from alerting.config import load_config
 from alerting.cycle import open_store, run_cycle
 from alerting.models import utcnow
 from alerting.outbox import LEASE, MAX_ATTEMPTS, deliver_pending
-from flows.serve import die_with_parent
-from prefect_server import start_prefect_server, stop_process
-from servers import Receiver, Target, _Server, free_port
+from toolkit import PrefectServer, Receiver, free_port, kill, spawn, stop
+from toolkit import wait_for as toolkit_wait_for
 
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "canary-Chaos-91c2e"
 
 
-def wait_for(condition, timeout: float, what, interval: float = 0.2):
-    """Poll ``condition`` until true or ``timeout``; ``what`` (a string, or a callable for details
-    read at failure time, such as a log) names what was awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")
+def wait_for(condition, timeout: float, what):
+    """toolkit.wait_for; ``what``: a description, or a callable giving details (a log) on failure."""
+    if callable(what):
+        return toolkit_wait_for(condition, timeout, interval=0.2, what="the condition", details=what)
+    return toolkit_wait_for(condition, timeout, interval=0.2, what=what)
 
 
 def run_cli(*args, env=None, cwd=None, timeout=180):
@@ -64,59 +56,10 @@ def clean(proc) -> str:
     return output
 
 
-class FaultyReceiver:
-    """A json:// receiver whose answer is switchable: ``ok``, ``hang`` (reads the request, never
-    answers until released), ``drop`` (closes the connection without an answer). ``posts`` counts
-    every POST received, ``messages`` holds those answered 200."""
-
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.posts: list[dict] = []
-        self.messages: list[dict] = []
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                with owner.lock:
-                    owner.posts.append(payload)
-                    mode = owner.mode
-                if mode == "hang":
-                    owner.release.wait(120)
-                    return
-                if mode == "drop":
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                with owner.lock:
-                    owner.messages.append(payload)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def apprise_url(self) -> str:
-        return f"json://127.0.0.1:{self.server.server_port}/hook"
-
-    def titles(self) -> list[str]:
-        with self.lock:
-            return [m.get("title", "") for m in self.messages]
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def faulty():
-    r = FaultyReceiver()
+    """A receiver that can hang (hold the request unanswered) or drop (close without an answer)."""
+    r = Receiver()
     yield r
     r.close()
 
@@ -137,13 +80,12 @@ def config_for(tmp_path, monitors: dict[str, str], channel: str, extra: str = ""
 
 @pytest.fixture(scope="module")
 def tls_target(tmp_path_factory):
-    from http.server import SimpleHTTPRequestHandler
-
     folder = tmp_path_factory.mktemp("tls")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / "k.pem"),
                     "-out", str(folder / "c.pem"), "-days", "2", "-subj", "/CN=127.0.0.1"],
                    check=True, capture_output=True)
-    server = _Server(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(folder / "c.pem", folder / "k.pem")
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -250,7 +192,7 @@ class ServedMonitor:
         self.home.mkdir(exist_ok=True)
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
-        self.server = start_prefect_server(self.home, self.port)
+        self.server = PrefectServer(self.home, self.port).start()
         self.env = {**os.environ, "PREFECT_API_URL": self.api, "PREFECT_HOME": str(self.home),
                     "PREFECT_RUNNER_POLL_FREQUENCY": "1", "ALERTING_DEGRADE_AFTER": "3"}
         self.env.pop("PREFECT_UI_URL", None)
@@ -259,9 +201,7 @@ class ServedMonitor:
         self.tmp = tmp_path
 
     def start(self, log_name: str = "serve.log") -> subprocess.Popen:
-        log = open(self.tmp / log_name, "w")
-        proc = subprocess.Popen([ALERTING, *self.args], cwd=self.tmp, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+        proc = spawn([ALERTING, *self.args], cwd=self.tmp, env=self.env, log=self.tmp / log_name)
         self.procs.append(proc)
         return proc
 
@@ -269,25 +209,16 @@ class ServedMonitor:
         return (self.tmp / name).read_text()
 
     def kill_server(self) -> None:
-        os.killpg(self.server.pid, signal.SIGKILL)
-        self.server.wait(timeout=30)
+        assert self.server.process is not None
+        kill(self.server.process)
 
     def restart_server(self) -> None:
-        self.server = start_prefect_server(self.home, self.port)
+        self.server = PrefectServer(self.home, self.port).start()
 
     def close(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                try:  # Ctrl-C to serve itself; it stops its flow runs (then anything left is killed)
-                    os.kill(proc.pid, signal.SIGINT)
-                    proc.wait(timeout=30)
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        stop_process(self.server)
+            stop(proc)  # Ctrl-C, then its whole process tree
+        self.server.stop()
 
 
 @pytest.fixture
@@ -311,18 +242,18 @@ def test_3b_serve_keeps_alerting_through_prefect_outages(mode, outages, tmp_path
     s = served(path, mode, interval="2s" if mode else "5s")
     s.start()
     wait_for(lambda: target.hits.get("/api", 0) >= 2, 300, lambda: f"the first served checks:\n{s.log()[-3000:]}")
-    for n in range(outages):
+    for _ in range(outages):
         seen = len(receiver.titles())
         s.kill_server()
         target.route("/api", statuses=[503])  # goes down while Prefect is away
-        wait_for(lambda: "DOWN: api" in receiver.titles()[seen:], 120, lambda: f"DOWN without Prefect:\n{s.log()[-3000:]}")
-        wait_for(lambda: any(t.startswith("MONITORING DEGRADED") for t in receiver.titles()[seen:]), 60,
+        wait_for(lambda seen=seen: "DOWN: api" in receiver.titles()[seen:], 120, lambda: f"DOWN without Prefect:\n{s.log()[-3000:]}")
+        wait_for(lambda seen=seen: any(t.startswith("MONITORING DEGRADED") for t in receiver.titles()[seen:]), 60,
                  "the degraded notice")
         s.restart_server()
-        wait_for(lambda: any(t.startswith("MONITORING OK") for t in receiver.titles()[seen:]), 180,
+        wait_for(lambda seen=seen: any(t.startswith("MONITORING OK") for t in receiver.titles()[seen:]), 180,
                  lambda: f"the restored notice:\n{s.log()[-3000:]}")
         target.route("/api")  # back up with Prefect back
-        wait_for(lambda: any(t.startswith("RESOLVED: api") for t in receiver.titles()[seen:]), 240,
+        wait_for(lambda seen=seen: any(t.startswith("RESOLVED: api") for t in receiver.titles()[seen:]), 240,
                  lambda: f"RESOLVED with Prefect back:\n{s.log()[-3000:]}")
         new = receiver.titles()[seen:]
         assert [t for t in new if t.startswith(("DOWN", "RESOLVED"))][0] == "DOWN: api", new
@@ -370,16 +301,14 @@ def test_4_a_second_serve_is_refused_and_the_first_keeps_checking(tmp_path, targ
 def test_5_a_down_in_flight_at_a_crash_never_arrives_after_its_resolved(tmp_path, target, faulty):
     target.route("/api", statuses=[503])
     path = config_for(tmp_path, {"api": target.url("/api")}, faulty.apprise_url())
-    faulty.mode = "hang"
-    proc = subprocess.Popen([ALERTING, "run", "-c", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
+    faulty.hang = True
+    proc = spawn([ALERTING, "run", "-c", str(path)], log=tmp_path / "run.log")
     try:
         wait_for(lambda: len(faulty.posts) == 1, 120, "the DOWN's POST in flight")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    faulty.release.set()
-    faulty.mode = "ok"
+        kill(proc)  # kill -9, whole process group
+    faulty.hang = False
+    faulty.release()
     target.route("/api")
     config = load_config(path)
     later = utcnow() + LEASE + timedelta(seconds=1)  # the crashed process's claim has expired
@@ -400,7 +329,7 @@ def test_6_a_dropping_receiver_gets_a_bounded_number_of_attempts_then_the_fallba
     target.route("/api", statuses=[503])
     path = config_for(tmp_path, {"api": target.url("/api")}, faulty.apprise_url(),
                       extra=f'  spare: "{receiver.apprise_url()}"\nfallback_channel: spare\nfallback_after: 3\n')
-    faulty.mode = "drop"
+    faulty.drop = True
     config = load_config(path)
     now = utcnow()
     with open_store(config) as store:
@@ -421,7 +350,7 @@ def test_6_a_dropping_receiver_gets_a_bounded_number_of_attempts_then_the_fallba
 def test_6b_a_hanging_receiver_costs_one_timeout_per_attempt(tmp_path, target, faulty):
     target.route("/api", statuses=[503])
     path = config_for(tmp_path, {"api": target.url("/api")}, faulty.apprise_url() + "?rto=2&cto=2")
-    faulty.mode = "hang"
+    faulty.hang = True
     config = load_config(path)
     with open_store(config) as store:
         run_cycle(config, store)

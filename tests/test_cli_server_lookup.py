@@ -14,9 +14,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+from test_cli_monitor_state import save_blocks, without_prefect_api
 
 from flows.serve import die_with_parent
-from test_cli_monitor_state import save_blocks, without_prefect_api
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 INTERNALS = ("Traceback", "database is locked", "Starting temporary server")

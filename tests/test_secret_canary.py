@@ -32,7 +32,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from prefect_server import start_prefect_server, stop_process
 from servers import Receiver, Target, free_port
 
@@ -55,7 +54,7 @@ def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"alerting {' '.join(args)} did not finish in {COMMAND_TIMEOUT}s:\n{out}\n{err}")
+        raise AssertionError(f"alerting {' '.join(args)} did not finish in {COMMAND_TIMEOUT}s:\n{out}\n{err}") from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 import sys
 
 # importing a command module registers its commands; this order is the order of `alerting --help`
-from alerting.cli import check, run, monitor_state, blocks, automations  # noqa: F401, I001
+from alerting.cli import automations, blocks, check, monitor_state, run  # noqa: F401
 from alerting.cli.app import app
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
+    from alerting.redact import install_log_redaction
+
+    install_log_redaction()  # no log line or traceback carries a known secret
     try:
         app()
     except KeyboardInterrupt:

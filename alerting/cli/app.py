@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -62,7 +63,7 @@ def reflow(text: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-def command(target: typer.Typer, name: Optional[str] = None, **kwargs: Any) -> Callable:
+def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable:
     """``@target.command()`` with the docstring reflowed into the help text."""
     def register(fn: Callable) -> Callable:
         return target.command(name, help=reflow(fn.__doc__), **kwargs)(fn)
@@ -144,11 +145,11 @@ def _tidy_help() -> None:
         return self.metavar or self.name.upper()
 
     if hasattr(TyperArgument, "_usage_display_name"):
-        TyperArgument._usage_display_name = usage_name
+        TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
     if hasattr(TyperArgument, "display_type_rich"):
-        TyperArgument.display_type_rich = argument_type
+        TyperArgument.display_type_rich = argument_type  # type: ignore[method-assign]
     if hasattr(TyperOption, "display_type_rich"):
-        TyperOption.display_type_rich = option_type
+        TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
 
 
 _tidy_help()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -48,6 +47,7 @@ def apply_cmd(config: Path = ConfigOption) -> None:
     except _errors() as exc:
         fail(str(exc))
     target = report.target
+    assert target is not None  # apply found the deployment, or raised
     spec = cfg.automations
     out.print(
         f"{spec.deployment}: runs every {format_duration(target.interval)} ({target.interval_source}); "
@@ -62,7 +62,7 @@ def apply_cmd(config: Path = ConfigOption) -> None:
 
 @command(automations_app, "list", epilog=prefect_api.RULE)
 def list_cmd(
-    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="FLOW/DEPLOYMENT", help="Only those for <flow>/<deployment>."),
+    deployment: str | None = typer.Option(None, "--deployment", metavar="FLOW/DEPLOYMENT", help="Only those for <flow>/<deployment>."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The automations this toolkit made on the Prefect server (others are never shown or touched)."""
@@ -89,7 +89,7 @@ def list_cmd(
 
 @command(automations_app, "delete", epilog=prefect_api.RULE)
 def delete_cmd(
-    deployment: Optional[str] = typer.Option(None, "--deployment", metavar="FLOW/DEPLOYMENT", help="Only those for <flow>/<deployment>."),
+    deployment: str | None = typer.Option(None, "--deployment", metavar="FLOW/DEPLOYMENT", help="Only those for <flow>/<deployment>."),
 ) -> None:
     """Delete the automations this toolkit made (all, or one deployment's); nothing else is touched."""
     from flows.automations_api import delete_ours

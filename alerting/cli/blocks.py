@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -67,8 +66,8 @@ async def _documents():
 
 @command(blocks_app, "list", epilog=prefect_api.RULE)
 def list_blocks(
-    config: Optional[Path] = typer.Option(None, "-c", "--config", metavar="FILE", help="YAML config, to show how monitor blocks resolve."),
-    tag: Optional[str] = typer.Option(None, "--monitor-tag", metavar="TAG", help="Only monitor blocks with this tag."),
+    config: Path | None = typer.Option(None, "-c", "--config", metavar="FILE", help="YAML config, to show how monitor blocks resolve."),
+    tag: str | None = typer.Option(None, "--monitor-tag", metavar="TAG", help="Only monitor blocks with this tag."),
 ) -> None:
     """List the channel blocks (any notification block) and Service Monitor blocks; secrets masked."""
     url = _api_url()
@@ -112,7 +111,7 @@ def _safe_url(url) -> str:
     return redact_target_url(url) if isinstance(url, str) else ""
 
 
-def _show_resolution(config: Path, tag: Optional[str]) -> None:
+def _show_resolution(config: Path, tag: str | None) -> None:
     from alerting.config import ConfigError, load_config
     from blocks.loader import load_block_config
 

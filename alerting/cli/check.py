@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,9 +12,9 @@ from alerting.cli.app import ConfigOption, app, command, err, load, out, report_
 @command(app)
 def check(
     url: str = typer.Argument(..., metavar="URL", help="http(s) URL to check."),
-    expect_status: Optional[str] = typer.Option(
+    expect_status: str | None = typer.Option(
         None, "--expect-status", metavar="CODES", help="Accepted codes, e.g. 200,204 (default: any 2xx)."),
-    contains: Optional[str] = typer.Option(None, "--contains", metavar="TEXT", help="Text the body must contain."),
+    contains: str | None = typer.Option(None, "--contains", metavar="TEXT", help="Text the body must contain."),
     timeout: str = typer.Option("10s", "--timeout", metavar="DURATION", help="Per-attempt timeout: 10, 10s, 1m."),
     attempts: int = typer.Option(3, "--attempts", metavar="N", min=1, max=20, help="Attempts before calling it down."),
     backoff: str = typer.Option(
@@ -41,7 +40,7 @@ def check(
         errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else [{"loc": ("backoff",), "msg": str(exc)}]
         for e in errors:
             name = {"retry_backoff": "backoff", "url": "URL"}.get(str(e["loc"][0]), str(e["loc"][0]))
-            err.print(f"[bold red]error:[/] {name.replace('_', '-')}: {e['msg'].removeprefix('Value error, ')}", markup=True)
+            err.print(f"[bold red]error:[/] {name.replace('_', '-')}: {str(e['msg']).removeprefix('Value error, ')}", markup=True)
         raise typer.Exit(2) from None
     result = run_check(spec)
     if as_json:

@@ -5,10 +5,11 @@ alerting/prefect_api.py), from Service Monitor blocks."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _store(cfg: Config, config: Path) -> Iterator["Store"]:
+def _store(cfg: Config, config: Path) -> Iterator[Store]:
     """The state store, or exit 2 naming the file and ``state_url``; closed afterwards."""
     from alerting.cycle import open_store
     from alerting.store import StoreError
@@ -163,7 +164,7 @@ def silence(
     monitor: str = typer.Argument(..., metavar="MONITOR", help="Monitor name (from the YAML file or a Service Monitor block)."),
     config: Path = ConfigOption,
     duration: str = typer.Option(..., "--for", metavar="DURATION", help="How long: 30m, 2h, 1d."),
-    reason: Optional[str] = typer.Option(None, "--reason", metavar="TEXT", help="Why (shown by alerting status)."),
+    reason: str | None = typer.Option(None, "--reason", metavar="TEXT", help="Why (shown by alerting status)."),
 ) -> None:
     """Hold every alert of MONITOR for a while (checks and history go on). Exit 0, or 2 on bad input."""
     from alerting.durations import format_duration, parse_duration

@@ -9,7 +9,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -41,7 +40,7 @@ def _check_store(cfg: Config, config: Path) -> None:
         fail(f"{config}: field 'state_url': {exc}")
 
 
-def _check_shard(shard: Optional[str]) -> None:
+def _check_shard(shard: str | None) -> None:
     if shard is not None:
         from alerting.schedule import parse_shard
 
@@ -102,7 +101,7 @@ def _run_json(run) -> str:
 def run(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print results and alerts as one JSON object."),
-    shard: Optional[str] = typer.Option(
+    shard: str | None = typer.Option(
         None, "--shard", metavar="I/N", help="Check only shard I of N (e.g. 1/2) of the monitors."),
 ) -> None:
     """Run the monitor flow once (a real Prefect flow run). Exit 0 all up, 1 any down, 2 bad config.
@@ -191,7 +190,7 @@ def notify(
     config: Path = ConfigOption,
     title: str = typer.Option("Test alert from outage-alerting", "--title", metavar="TEXT",
                               help="Title of the test message."),
-    body: Optional[str] = typer.Option(None, "--body", metavar="TEXT",
+    body: str | None = typer.Option(None, "--body", metavar="TEXT",
                                        help="Body of the test message (default: a line naming the channel)."),
 ) -> None:
     """Send a test message to one channel. Exit 0 delivered, 1 not delivered, 2 bad input (an unknown
@@ -221,14 +220,14 @@ def notify(
          "--host/--port, started here when nothing answers there; other commands find it (see README).")
 def serve(
     config: Path = ConfigOption,
-    interval: Optional[str] = typer.Option(
+    interval: str | None = typer.Option(
         None, "--interval", metavar="DURATION", help="Run the flow every: 30s, 5m (default: the smallest "
         "monitor interval). Each run checks only the monitors whose own interval is due."),
     name: str = typer.Option("service-monitor", "--name", metavar="NAME", help="Deployment name."),
     host: str = typer.Option(
         "127.0.0.1", "--host", metavar="HOST", help="Host of the local Prefect server started when none is configured."),
     port: int = typer.Option(4200, "--port", metavar="PORT", help="Port of that local Prefect server (UI and API)."),
-    shard: Optional[str] = typer.Option(
+    shard: str | None = typer.Option(
         None, "--shard", metavar="I/N",
         help="Serve only shard I of N (e.g. 1/2) of the monitors; run one serve per shard."),
     in_process: bool = typer.Option(
