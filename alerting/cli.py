@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alerting.cli_blocks import app as blocks_app
@@ -31,7 +32,7 @@ ConfigOption = typer.Option(DEFAULT_CONFIG, "-c", "--config", help="YAML config 
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)  # plain text: a name may hold "[/x]"
     raise typer.Exit(code)
 
 
@@ -40,7 +41,7 @@ def _load(path: Path) -> Config:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {problem}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True)  # a name may hold "[/x]"
         raise typer.Exit(2) from None
 
 
@@ -57,7 +58,18 @@ def _check_store(cfg: Config, config: Path) -> None:
 
 def _report_problems(config: Config) -> None:
     for problem in config.problems:
-        err.print(f"[bold red]error:[/] {problem}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True)
+
+
+def _refuse_bad_or_empty(cfg: Config, config: Path, problems_too: bool) -> None:
+    """Exit 2 before any Prefect server starts: on any config problem (``problems_too``), or when
+    there is nothing to check (see ``Config.nothing_to_check``)."""
+    if problems_too and cfg.problems:
+        _report_problems(cfg)
+        fail(f"{len(cfg.problems)} problem{'s' if len(cfg.problems) != 1 else ''} in {config} "
+             "(nothing was checked)")
+    if (empty := cfg.nothing_to_check()) is not None:
+        fail(str(empty))
 
 
 def _check_shard(shard: Optional[str]) -> None:
@@ -102,8 +114,9 @@ def check(
     except (ValidationError, ValueError) as exc:
         errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else [{"loc": ("backoff",), "msg": str(exc)}]
         for e in errors:
-            name = {"retry_backoff": "backoff", "url": "URL"}.get(str(e["loc"][0]), str(e["loc"][0]))
-            err.print(f"[bold red]error:[/] {name.replace('_', '-')}: {e['msg'].removeprefix('Value error, ')}", markup=True)
+            field = str(e["loc"][0]) if e["loc"] else ""
+            name = {"url": "URL", "retry_backoff": "--backoff", "": "--backoff"}.get(field, f"--{field.replace('_', '-')}")
+            err.print(f"[bold red]error:[/] {name}: {escape(e['msg'].removeprefix('Value error, '))}", markup=True)
         raise typer.Exit(2) from None
     result = run_check(spec)
     if as_json:
@@ -125,12 +138,12 @@ def _results_table(outcome) -> Table:
         table.add_column(col)
     for r in outcome.results:
         table.add_row(
-            r.monitor,
+            escape(r.monitor),  # names are plain text
             "[green]UP[/]" if r.ok else "[bold red]DOWN[/]",
             str(r.status_code or ""),
             f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "",
             str(r.attempts),
-            "" if r.ok else r.message,
+            "" if r.ok else escape(r.message),
         )
     return table
 
@@ -171,6 +184,7 @@ def run(
     """Run the monitor flow once (a real Prefect flow run). Exit 0 all up, 1 any down, 2 bad config."""
     _check_shard(shard)
     cfg = _load(config)
+    _refuse_bad_or_empty(cfg, config, problems_too=True)  # before any Prefect server starts
     _check_store(cfg, config)
     if as_json:
         _quiet_prefect_for_json()
@@ -226,6 +240,8 @@ def validate(config: Path = ConfigOption) -> None:
         _report_problems(cfg)
         err.print(f"{len(cfg.problems)} problem{'s' if len(cfg.problems) != 1 else ''} in {config}")
         raise typer.Exit(2)
+    if (warning := cfg.empty_warning()) is not None:
+        err.print(f"[bold yellow]{escape(warning)}[/]", markup=True)
     out.print(
         f"{config}: OK, {len(cfg.monitors)} monitor{'s' if len(cfg.monitors) != 1 else ''}, "
         f"{len(cfg.channels)} channel{'s' if len(cfg.channels) != 1 else ''}"
@@ -234,7 +250,8 @@ def validate(config: Path = ConfigOption) -> None:
         channels = ", ".join(spec.channels) or "no channels"
         headers = f" (+{len(spec.headers)} header{'s' if len(spec.headers) != 1 else ''})" if spec.headers else ""
         out.print(f"  {spec.name}: {spec.method} {redact_target_url(spec.url)}{headers} "
-                  f"every {spec.interval:g}s, {spec.attempts} attempts, timeout {spec.timeout:g}s -> {channels}")
+                  f"every {spec.interval:g}s, {spec.attempts} attempts, timeout {spec.timeout:g}s -> {channels}",
+                  markup=False)  # names are plain text
     if cfg.automations is not None:
         a = cfg.automations
         out.print(f"  automations: mode {a.mode}, {a.deployment} through {a.block} (alerting automations apply)")
@@ -293,6 +310,7 @@ def serve(
         name = f"service-monitor-shard-{shard.replace('/', '-of-')}"
     cfg = _load(config)
     _report_problems(cfg)  # bad monitors are reported; the others are served
+    _refuse_bad_or_empty(cfg, config, problems_too=False)  # but not nothing at all
     try:
         seconds = parse_duration(interval) if interval is not None else smallest_interval(cfg.monitors)
     except ValueError as exc:
