@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from alerting.durations import bounded_duration
 from alerting.models import MaintenanceWindow, MonitorSpec
@@ -31,8 +31,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-class _StrictLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
-    """PyYAML's safe loader, minus the parts that turn a small edit into a hang or a silent change.
+def _make_loader(base: type) -> type:
+    """``base`` (PyYAML's C or pure-Python safe loader) with the rules of ``_StrictLoader``."""
+
+    class Strict(_StrictRules, base):  # type: ignore[misc, valid-type]
+        pass
+
+    Strict.add_constructor("tag:yaml.org,2002:map", Strict.construct_strict_map)
+    return Strict
+
+
+class _StrictRules:
+    """Mixed into PyYAML's safe loader: minus the parts that turn a small edit into a hang or a
+    silent change.
 
     - aliases (``*name``) and merge keys (``<<``) are refused: an alias bomb of a few hundred bytes
       expands to billions of values, and a served process reloads the config every run;
@@ -55,9 +66,11 @@ class _StrictLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, OverflowError) as exc:
-            shown = str(node.value)[:40] if isinstance(node, yaml.ScalarNode) else node.tag
+            shown = str(node.value) if isinstance(node, yaml.ScalarNode) else node.tag
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            reason = "a number with too many digits" if "digits" in str(exc) else str(exc)[:120]
             raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read the value {shown!r}: {str(exc)[:120]}", node.start_mark
+                None, None, f"cannot read the value {shown!r}: {reason}", node.start_mark
             ) from None
 
     def construct_strict_map(self, node: yaml.MappingNode):
@@ -80,7 +93,7 @@ class _StrictLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
             data[key] = self.construct_object(value_node)
 
 
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_strict_map)
+_StrictLoader = _make_loader(_BASE_LOADER)
 
 
 def _check_tree(root: yaml.Node) -> None:
@@ -94,7 +107,7 @@ def _check_tree(root: yaml.Node) -> None:
                 None, None,
                 f"the value at line {node.start_mark.line + 1} is reused through an alias (*name); "
                 "YAML anchors and aliases are not supported: write the value out where it is used "
-                "(defaults: applies to every monitor)",
+                "(settings shared by every monitor go in defaults:)",
                 None,
             )
         seen.add(id(node))
@@ -109,7 +122,7 @@ def _check_tree(root: yaml.Node) -> None:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     raise yaml.constructor.ConstructorError(
                         None, None, "merge keys (<<) are not supported: write the keys out "
-                        "(defaults: applies to every monitor)", key_node.start_mark,
+                        "(settings shared by every monitor go in defaults:)", key_node.start_mark,
                     )
                 stack.append((key_node, depth + 1))
                 stack.append((value_node, depth + 1))
@@ -261,6 +274,14 @@ class _FileShape(BaseModel):
     fallback_after: int = Field(default=3, ge=1, le=1000)
     history_retention: Any = Field(default=35 * 86400.0, validate_default=True)
     automations: dict[str, Any] | None = None  # validated by _parse_automations
+
+    @field_validator("defaults", "channels", "monitors", mode="before")
+    @classmethod
+    def _blank_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # "monitors:" with every entry commented out is no monitors (validate warns), not a type error
+        if value is None:
+            return [] if info.field_name == "monitors" else {}
+        return value
 
     @field_validator("history_retention")
     @classmethod
@@ -555,7 +576,8 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
                 raise ConfigError([ConfigProblem(file, _too_big(max(len(data), p.stat().st_size)))])
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(file, f"cannot read: not UTF-8 text (byte {exc.start})")]) from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(file, f"cannot read: not UTF-8 text (line {line}, byte {exc.start})")]) from None
     except OSError as exc:
         raise ConfigError([ConfigProblem(file, f"cannot read: {exc.strerror or exc}")]) from None
     return parse_config(text, file, environ)
