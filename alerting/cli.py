@@ -138,12 +138,12 @@ def _results_table(outcome) -> Table:
         table.add_column(col)
     for r in outcome.results:
         table.add_row(
-            escape(r.monitor),  # names are plain text
+            r.monitor,
             "[green]UP[/]" if r.ok else "[bold red]DOWN[/]",
             str(r.status_code or ""),
             f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "",
             str(r.attempts),
-            "" if r.ok else escape(r.message),
+            "" if r.ok else r.message,
         )
     return table
 
