@@ -42,8 +42,8 @@ def _make_loader(base: type) -> type:
 
 
 class _StrictRules:
-    """Mixed into PyYAML's safe loader: minus the parts that turn a small edit into a hang or a
-    silent change.
+    """Rules mixed into PyYAML's safe loader, where a small edit could otherwise hang a process or
+    silently change the config:
 
     - aliases (``*name``) and merge keys (``<<``) are refused: an alias bomb of a few hundred bytes
       expands to billions of values, and a served process reloads the config every run;

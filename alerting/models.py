@@ -28,7 +28,7 @@ Duration = Annotated[
     Field(ge=0, description="seconds; written as 30s, 5m, 1h or a number of seconds"),
 ]
 
-MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+MINUTE, DAY = 60.0, 86400.0
 
 
 def _within(low: float, high: float) -> BeforeValidator:
@@ -54,8 +54,11 @@ def _never_or_duration(value: object) -> object:
     """``renotify_every``: a duration, or ``never`` / ``0`` / empty for no reminders (None)."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("never", "off", "")):
         return None
-    if value == 0 or (isinstance(value, str) and value.strip() == "0"):
-        return None
+    try:
+        if parse_duration(value) == 0:  # 0, "0", "0s": no reminders, as documented
+            return None
+    except ValueError:
+        pass  # bounded_duration says what is wrong, with the bounds
     return bounded_duration(value, *RENOTIFY_BOUNDS)
 
 

@@ -226,14 +226,15 @@ def test_values_at_the_bounds_are_accepted():
         "retry_backoff_max: 0, renotify_every: 1m, flap_window: 1m}\n"
         "  - {name: high, url: 'https://b.example/', timeout: 5m, interval: 1d, retry_backoff: 5m, "
         "retry_backoff_max: 10m, renotify_every: 30d, flap_window: 7d}\n"
-        "  - {name: never, url: 'http://c.example/', renotify_every: 0}\n",
+        "  - {name: never, url: 'http://c.example/', renotify_every: 0}\n"
+        "  - {name: never2, url: 'http://d.example/', renotify_every: 0s}\n",
         "m.yaml", {},
     )
     assert cfg.problems == []
-    low, high, never = cfg.monitors
+    low, high, never, never2 = cfg.monitors
     assert (low.timeout, low.interval, low.renotify_every, low.flap_window) == (0.1, 1, 60, 60)
     assert (high.timeout, high.interval, high.retry_backoff_max, high.flap_window) == (300, 86400, 600, 7 * 86400)
-    assert never.renotify_every is None  # 0 still means no reminders, as documented
+    assert never.renotify_every is None and never2.renotify_every is None  # 0: no reminders, as documented
 
 
 def test_durations_refuse_nan_infinity_and_absurd_values():
