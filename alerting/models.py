@@ -290,7 +290,7 @@ class MonitorSpec(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        # The messages name the problem and the host, never the whole URL (it may carry a token).
+        # The messages name the problem and the host, never the URL as written (it may carry a token).
         value = value.strip()
         if len(value) > MAX_URL_LENGTH:
             raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
@@ -301,8 +301,9 @@ class MonitorSpec(BaseModel):
         except ValueError as exc:
             raise ValueError(f"not a valid URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            scheme = f"{parts.scheme}://" if parts.scheme and "://" in value else "no scheme"
-            raise ValueError(f"expected an http:// or https:// URL with a host, got {scheme}")
+            from alerting.redact import redact_target_url  # no user info, no secret query values
+
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {redact_target_url(value)!r}")
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:

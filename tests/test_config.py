@@ -179,7 +179,7 @@ def _all_problems(text: str, environ: dict | None = None) -> list[str]:
         (API + '    headers:\n      "": abc\n', "field 'headers': invalid header name ''"),
         (API + '    headers:\n      X-Emoji: "\\U0001F389"\n', "field 'headers': the value of header 'X-Emoji' has characters"),
         (API + "    headers: [Authorization, Bearer]\n", "monitor 'api': field 'headers': Input should be a valid dictionary"),
-        ("monitors:\n  - {name: api, url: example.com/health}\n", "field 'url': expected an http:// or https:// URL with a host, got no scheme"),
+        ("monitors:\n  - {name: api, url: example.com/health}\n", "field 'url': expected an http:// or https:// URL with a host, got 'example.com/health'"),
         ("monitors:\n  - {name: api, url: 'http://[::zz]/'}\n", "monitor 'api': field 'url': not a valid URL"),
         ("monitors:\n  - {name: api, url: 'http://'}\n", "field 'url': expected an http:// or https:// URL with a host"),
         ("monitors:\n  - {name: api, url: 'http://a.example:0/'}\n", "field 'url': invalid port"),
