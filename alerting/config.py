@@ -15,18 +15,142 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
-from alerting.durations import parse_duration
+from alerting.durations import bounded_duration
 from alerting.models import MaintenanceWindow, MonitorSpec
 from alerting.redact import register_secret
 
 DEFAULT_CONFIG = "monitors.yaml"
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on big files
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is text people write; 1 MB holds ~10,000 monitors
+MAX_NESTING = 32  # levels of mappings and lists; a real config needs about 5
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on big files
 BLOCK_PREFIX = "block:"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 BLOCK_REF = re.compile(r"^block:([a-z0-9][a-z0-9-]*)/([A-Za-z0-9_.-][A-Za-z0-9_. -]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _make_loader(base: type) -> type:
+    """``base`` (PyYAML's C or pure-Python safe loader) with the rules of ``_StrictLoader``."""
+
+    class Strict(_StrictRules, base):
+        pass
+
+    Strict.add_constructor("tag:yaml.org,2002:map", Strict.construct_strict_map)
+    return Strict
+
+
+class _StrictRules:
+    """Rules mixed into PyYAML's safe loader, where a small edit could otherwise hang a process or
+    silently change the config:
+
+    - aliases (``*name``) and merge keys (``<<``) are refused: an alias bomb of a few hundred bytes
+      expands to billions of values, and a served process reloads the config every run;
+    - nesting deeper than ``MAX_NESTING`` is refused;
+    - a duplicate key is recorded (``duplicates``) instead of silently keeping the last value;
+    - a scalar PyYAML cannot convert (``2026-13-45``, a 5,000-digit number) is a YAML error with
+      its line, not a ValueError.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)  # type: ignore[call-arg]  # PyYAML's loader, mixed in
+        # (the mapping, the key, line of the repeat, line of the first) for each duplicate key
+        self.duplicates: list[tuple[dict, Any, int, int]] = []
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_tree(node)
+        return super().construct_document(node)  # type: ignore[misc]
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)  # type: ignore[misc]
+        except (ValueError, OverflowError) as exc:
+            shown = str(node.value) if isinstance(node, yaml.ScalarNode) else node.tag
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            reason = "a number with too many digits" if "digits" in str(exc) else str(exc)[:120]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read the value {shown!r}: {reason}", node.start_mark
+            ) from None
+
+    def construct_strict_map(self, node: yaml.MappingNode):
+        data: dict[Any, Any] = {}
+        yield data
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value, not a list or mapping", key_node.start_mark
+                ) from None
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                self.duplicates.append((data, key, line, first_line[key]))
+                continue
+            first_line[key] = line
+            data[key] = self.construct_object(value_node)
+
+
+_StrictLoader = _make_loader(_BASE_LOADER)
+
+
+def _check_tree(root: yaml.Node) -> None:
+    """Refuse aliases, merge keys and deep nesting before anything is built (iterative: no recursion)."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None,
+                f"the value at line {node.start_mark.line + 1} is reused through an alias (*name); "
+                "YAML anchors and aliases are not supported: write the value out where it is used "
+                "(settings shared by every monitor go in defaults:)",
+                None,
+            )
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            continue
+        if depth > MAX_NESTING:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"nested more than {MAX_NESTING} levels deep", node.start_mark
+            )
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "merge keys (<<) are not supported: write the keys out "
+                        "(settings shared by every monitor go in defaults:)", key_node.start_mark,
+                    )
+                stack.append((key_node, depth + 1))
+                stack.append((value_node, depth + 1))
+        else:
+            stack.extend((child, depth + 1) for child in node.value)
+
+
+def _load_yaml(text: str) -> tuple[Any, list[tuple[dict, Any, int, int]]]:
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data(), loader.duplicates
+    finally:
+        loader.dispose()
+
+
+def _paths(raw: Any) -> dict[int, tuple[Any, ...]]:
+    """``id(mapping) -> its path`` (``("monitors", 3, "headers")``) for every mapping in the file."""
+    found: dict[int, tuple[Any, ...]] = {}
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(raw, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            found[id(value)] = path
+            stack.extend((v, (*path, k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value))
+    return found
 
 
 @dataclass(frozen=True)
@@ -45,7 +169,7 @@ class ConfigProblem:
             where.append(f"channel '{self.channel}'")
         if self.field:
             where.append(f"field '{self.field}'")
-        return ": ".join(where) + f": {self.message}"
+        return _CONTROL.sub(" ", ": ".join(where) + f": {self.message}")  # always one line
 
 
 class ConfigError(Exception):
@@ -90,6 +214,36 @@ class Config:
     fallback_after: int = 3  # failed delivery attempts before the fallback channel gets a copy
     history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)
     automations: Any = None  # alerting.server_alerts.AutomationsSpec (docs/automations.md)
+    # the file says ``monitors: []`` in so many words: its monitors are Service Monitor blocks (UI)
+    block_monitors_only: bool = False
+
+    def nothing_to_check(self) -> ConfigProblem | None:
+        """Why ``run`` and ``serve`` would have nothing to check, or None.
+
+        No YAML monitor is fine when the file says ``monitors: []`` (the monitors are Service Monitor
+        blocks made in the Prefect UI, possibly later); an empty file, ``monitors:`` with every entry
+        commented out, or only broken monitors is a mistake."""
+        if self.monitors or self.block_monitors_only:
+            return None
+        if any(p.monitor is not None for p in self.problems):
+            return ConfigProblem(self.path, "no valid monitor: nothing to check (fix the problems above)",
+                                 field="monitors")
+        return ConfigProblem(
+            self.path,
+            "no monitors: nothing to check (add entries under 'monitors:', or write 'monitors: []' to "
+            "check only Service Monitor blocks made in the Prefect UI)",
+            field="monitors",
+        )
+
+    def empty_warning(self) -> str | None:
+        """What ``validate`` says about a file without monitors, or None."""
+        if self.monitors:
+            return None
+        if self.block_monitors_only:
+            return (f"{self.path}: warning: 'monitors: []': only Service Monitor blocks made in the "
+                    "Prefect UI will be checked")
+        return (f"{self.path}: warning: no monitors defined: 'run' and 'serve' would have nothing to "
+                "check (add entries under 'monitors:')")
 
     def resolved_state_url(self) -> str:
         """The store URL: ``state_url`` as given, else ``sqlite:///<config dir>/.alerting/state.db``."""
@@ -114,7 +268,7 @@ class _FileShape(BaseModel):
     monitors: list[Any] = Field(default_factory=list)
     concurrency: int = Field(default=32, ge=1, le=1000)
     per_host_concurrency: int = Field(default=8, ge=1, le=1000, description="checks at once against one host")
-    state_url: str | None = Field(default=None, min_length=1)
+    state_url: str | None = Field(default=None, min_length=1, max_length=4096)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     storm_threshold: int = Field(default=5, ge=0, le=100000, description="0 turns grouping off")
     fallback_channel: str | None = None
@@ -122,13 +276,19 @@ class _FileShape(BaseModel):
     history_retention: Any = Field(default=35 * 86400.0, validate_default=True)
     automations: dict[str, Any] | None = None  # validated by _parse_automations
 
+    @field_validator("defaults", "channels", "monitors", mode="before")
+    @classmethod
+    def _blank_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # "monitors:" with every entry commented out is no monitors (validate warns), not a type error
+        if value is None:
+            return [] if info.field_name == "monitors" else {}
+        return value
+
     @field_validator("history_retention")
     @classmethod
     def _retention(cls, value: Any) -> float:
-        seconds = parse_duration(value)
-        if seconds < 86400:
-            raise ValueError("keep at least 1d of history (uptime needs it)")
-        return seconds
+        # at least 1d: uptime figures need it; at most 10 years
+        return bounded_duration(value, 86400.0, 3650 * 86400.0)
 
 
 class _Unset(Exception):
@@ -185,19 +345,70 @@ def _check_apprise_url(url: str) -> str | None:
     return None
 
 
+def _state_url_problem(url: str) -> str | None:
+    """Why SQLAlchemy could not use ``url``, found without connecting; None when it could."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    example = "such as sqlite:///path/state.db or postgresql+psycopg://user@host/db"
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return f"not a database URL ({example})"
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        return f"unknown database type {parsed.drivername!r} (use a URL {example})"
+    except (ArgumentError, ValueError, ImportError) as exc:
+        return f"unusable database URL ({exc.__class__.__name__}; use a URL {example})"
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return f"the database driver for {parsed.drivername!r} is not installed ({exc.name or exc})"
+    return None
+
+
+def _duplicate_keys(
+    raw: Any, duplicates: list[tuple[dict, Any, int, int]], file: str
+) -> dict[int, list[tuple[str, str]]]:
+    """Duplicate keys inside a monitor entry: ``{monitor index: [(field, message)]}``, so only that
+    monitor is dropped. A duplicate anywhere else (a second ``monitors:``, a channel twice) changes
+    what every monitor does: ConfigError."""
+    if not duplicates:
+        return {}
+    paths = _paths(raw)
+    per_monitor: dict[int, list[tuple[str, str]]] = {}
+    fatal = []
+    for mapping, key, line, first in sorted(duplicates, key=lambda d: d[2]):
+        path = paths.get(id(mapping), ())
+        message = f"duplicate key {str(key)!r} at line {line} (first at line {first}); write each key once"
+        if len(path) >= 2 and path[0] == "monitors" and isinstance(path[1], int):
+            per_monitor.setdefault(path[1], []).append((_loc((*path[2:], str(key))), message))
+        else:
+            fatal.append(ConfigProblem(file, message, field=_loc((*path, str(key)))))
+    if fatal:
+        raise ConfigError(fatal)
+    return per_monitor
+
+
 def parse_config(text: str, file: str, environ: dict[str, str] | None = None) -> Config:
     environ = dict(os.environ) if environ is None else environ
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem(file, _too_big(len(text)))])
     try:
-        raw = yaml.load(text, Loader=_YAML_LOADER)
+        raw, duplicates = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([ConfigProblem(file, f"invalid YAML{where}: {reason}")]) from None
+    except RecursionError:  # pure-Python PyYAML only; libyaml stops at 1,000 levels itself
+        raise ConfigError([ConfigProblem(file, f"invalid YAML: nested more than {MAX_NESTING} levels deep")]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem(file, "expected a mapping with defaults, channels, monitors")])
+    monitor_duplicates = _duplicate_keys(raw, duplicates, file)
     try:
         shape = _FileShape.model_validate(raw)
     except ValidationError as exc:
@@ -211,6 +422,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
         ) from None
     config = Config(
         path=file,
+        block_monitors_only=raw.get("monitors") == [],
         concurrency=shape.concurrency,
         per_host_concurrency=shape.per_host_concurrency,
         state_url=state_url,
@@ -219,6 +431,9 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
         fallback_after=shape.fallback_after,
         history_retention=shape.history_retention,
     )
+    if state_url and (reason := _state_url_problem(state_url)):
+        # a problem, not fatal: like a bad monitor, it stops run/validate (exit 2) but not serve's reload
+        config.problems.append(ConfigProblem(file, reason, field="state_url"))
 
     # defaults: a problem here touches every monitor, so it is fatal
     try:
@@ -286,6 +501,12 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
         if not isinstance(entry, dict):
             config.problems.append(ConfigProblem(file, "expected a mapping with name and url", monitor=label))
             continue
+        if index in monitor_duplicates:
+            config.problems.extend(
+                ConfigProblem(file, message, monitor=label, field=where)
+                for where, message in monitor_duplicates[index]
+            )
+            continue
         try:
             merged = {**defaults, **_expand(entry, "", environ)}
         except _Unset as unset:
@@ -339,6 +560,10 @@ def _parse_automations(raw: dict[str, Any] | None, file: str, environ: dict[str,
     return None
 
 
+def _too_big(size: int) -> str:
+    return f"the file is {size / 1024:,.0f} KB; a config may be at most {MAX_CONFIG_BYTES / 1024:,.0f} KB (1 MB)"
+
+
 def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
     file = str(path or DEFAULT_CONFIG)
     p = Path(file)
@@ -347,7 +572,14 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     if not p.is_file():
         raise ConfigError([ConfigProblem(file, "not a file")])
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(file, f"cannot read: {exc}")]) from None
+        with p.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)  # never more: a config that grows without end
+            if len(data) > MAX_CONFIG_BYTES:
+                raise ConfigError([ConfigProblem(file, _too_big(max(len(data), p.stat().st_size)))])
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(file, f"cannot read: not UTF-8 text (line {line}, byte {exc.start})")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(file, f"cannot read: {exc.strerror or exc}")]) from None
     return parse_config(text, file, environ)

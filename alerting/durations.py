@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+MAX_SECONDS = 3650 * 86400.0  # 10 years: beyond any sane setting, and well inside datetime's range
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 
 
 def parse_duration(value: object) -> float:
-    """Return seconds as a float; raise ValueError with a readable reason."""
+    """Return seconds as a float; raise ValueError with a readable reason.
+
+    Negative, not-a-number, infinite and absurd (over 10 years) values are refused."""
+    seconds = _seconds(value)
+    if math.isnan(seconds):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {_shown(value)}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {_shown(value)}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"a duration cannot exceed {format_duration(MAX_SECONDS)} (10 years), got {_shown(value)}")
+    return seconds
+
+
+def _seconds(value: object) -> float:
+    """The number of seconds written, unchecked (may be negative, infinite or NaN)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too big for a float
+            seconds = math.inf
     elif isinstance(value, str):
         text = value.strip().lower()
         if re.fullmatch(r"\d+(?:\.\d+)?", text):
@@ -31,8 +50,29 @@ def parse_duration(value: object) -> float:
                 raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
     else:
         raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+def _shown(value: object) -> str:
+    """The value as the user wrote it, kept short (a 10,000-digit number stays readable)."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _bound(seconds: float) -> str:
+    """A bound as people write it: ``100ms``, ``0s``, ``5m``, ``1d``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return format_duration(seconds).replace(" ", "")
+
+
+def bounded_duration(value: object, low: float, high: float) -> float:
+    """A duration within ``low <= seconds <= high``; the error states the bounds."""
+    seconds = _seconds(value)
+    if not low <= seconds <= high:  # also NaN
+        raise ValueError(
+            f"must be from {_bound(low)} to {_bound(high)}, got {_shown(value)}"
+        )
     return seconds
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Literal
@@ -14,17 +15,35 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from alerting.durations import parse_duration
+from alerting.durations import bounded_duration, parse_duration
 
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
     Field(ge=0, description="seconds; written as 30s, 5m, 1h or a number of seconds"),
 ]
+
+MINUTE, DAY = 60.0, 86400.0
+
+
+def _within(low: float, high: float) -> BeforeValidator:
+    return BeforeValidator(lambda value: bounded_duration(value, low, high))
+
+
+# Bounds: 0, negative, .inf, .nan and absurd values are refused with a message stating the bound,
+# instead of passing validation and then failing every check ("request failed (ValueError)").
+Timeout = Annotated[float, _within(0.1, 5 * MINUTE), Field(ge=0.1, le=5 * MINUTE)]  # 100ms to 5m
+Interval = Annotated[float, _within(1.0, DAY), Field(ge=1.0, le=DAY)]  # 1s to 1d
+Backoff = Annotated[float, _within(0.0, 5 * MINUTE), Field(ge=0, le=5 * MINUTE)]  # 0 (no wait) to 5m
+BackoffMax = Annotated[float, _within(0.0, 10 * MINUTE), Field(ge=0, le=10 * MINUTE)]  # 0 to 10m
+FlapWindow = Annotated[float, _within(MINUTE, 7 * DAY), Field(ge=MINUTE, le=7 * DAY)]  # 1m to 7d
+WindowLength = Annotated[float, _within(MINUTE, 31 * DAY), Field(ge=MINUTE, le=31 * DAY)]  # 1m to 31d
+RENOTIFY_BOUNDS = (MINUTE, 30 * DAY)  # 1m to 30d, or never
 
 
 def utcnow() -> datetime:
@@ -35,8 +54,12 @@ def _never_or_duration(value: object) -> object:
     """``renotify_every``: a duration, or ``never`` / ``0`` / empty for no reminders (None)."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("never", "off", "")):
         return None
-    seconds = parse_duration(value)
-    return seconds or None
+    try:
+        if parse_duration(value) == 0:  # 0, "0", "0s": no reminders, as documented
+            return None
+    except ValueError:
+        pass  # bounded_duration says what is wrong, with the bounds
+    return bounded_duration(value, *RENOTIFY_BOUNDS)
 
 
 def _aware(value: datetime, tz: str | None) -> datetime:
@@ -61,7 +84,7 @@ class MaintenanceWindow(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     cron: str | None = None
-    duration: Duration | None = None
+    duration: WindowLength | None = None
     timezone: str | None = Field(default=None, description="IANA zone for cron and naive datetimes")
 
     @field_validator("timezone")
@@ -152,8 +175,56 @@ def _parse_status_list(value: object) -> object:
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
     if isinstance(value, str):
-        return [int(part) for part in value.replace(" ", "").split(",") if part]
+        parts = [part for part in value.replace(" ", "").split(",") if part]
+        if not all(part.isascii() and part.isdigit() for part in parts):
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            raise ValueError(f"expected HTTP status codes such as 200 or 200,204, got {shown!r}")
+        return [int(part) for part in parts]
     return value
+
+
+# RFC 9110 token: what a header name may be. Values: no CR, LF, NUL or other control character
+# (a tab inside is fine), no leading whitespace, Latin-1 only (what http.client can send).
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+MAX_URL_LENGTH = 8192
+
+
+def _check_host(host: str) -> str | None:
+    """Why ``host`` (from a URL, without brackets or port) cannot be connected to, or None."""
+    if host.startswith("[") or ":" in host:  # an IPv6 literal (urlsplit strips the brackets)
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return f"invalid IPv6 address {host!r}"
+        return None
+    if not host.isascii():  # the two IDNA steps requests takes (urllib3's per label, then UTS 46)
+        import idna
+
+        try:
+            for label in host.split("."):
+                idna.encode(label.lower(), strict=True, std3_rules=True)
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError) as exc:
+            return f"invalid international domain name {host!r} ({exc})"
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253:
+        return "host name longer than 253 characters"
+    for label in name.split("."):
+        if not label:
+            return f"host {host!r} has an empty label (two dots in a row, or a leading dot)"
+        if not _HOST_LABEL.match(label):
+            bad = next((c for c in label if not (c.isalnum() or c in "-_")), None)
+            if bad is not None:
+                return f"host {host!r} contains the character {bad!r}"
+            if len(label) > 63:
+                return f"host {host!r} has a label longer than 63 characters"
+            return f"host {host!r}: a label cannot start or end with '-'"
+    return None
 
 
 StatusList = Annotated[list[int], BeforeValidator(_parse_status_list)]
@@ -175,13 +246,15 @@ class MonitorSpec(BaseModel):
     )
     contains: str | None = Field(default=None, description="text that must be in the body")
     not_contains: str | None = Field(default=None, description="text that must not be in the body")
-    interval: Duration = 30.0
-    timeout: Duration = 10.0
+    interval: Interval = Field(default=30.0, description="how often to check: 1s to 1d")
+    timeout: Timeout = Field(default=10.0, description="per attempt (connect and read): 100ms to 5m")
     attempts: int = Field(default=3, ge=1, le=20, description="tenacity attempts inside one check")
-    retry_backoff: Duration = Field(
-        default=1.0, description="first wait between attempts; doubles each attempt, with jitter"
+    retry_backoff: Backoff = Field(
+        default=1.0, description="first wait between attempts; doubles each attempt, with jitter: 0 to 5m"
     )
-    retry_backoff_max: Duration = 30.0
+    retry_backoff_max: BackoffMax = Field(
+        default=30.0, validate_default=True, description="cap on one wait: 0 to 10m, at least retry_backoff"
+    )
     max_redirects: int = Field(default=5, ge=0, le=30)
     verify_tls: bool = True
     channels: list[str] = Field(default_factory=list, description="channel names to alert")
@@ -193,30 +266,79 @@ class MonitorSpec(BaseModel):
     )
     success_threshold: int = Field(default=1, ge=1, le=1000, description="consecutive passing runs before RESOLVED")
     renotify_every: Annotated[float | None, BeforeValidator(_never_or_duration)] = Field(
-        default=None, description="REMINDER interval while still down; never (default) for none"
+        default=None, description="REMINDER interval while still down (1m to 30d); never (default) for none"
     )
     maintenance: list[MaintenanceWindow] = Field(default_factory=list, description="windows when alerts are held")
     flap_threshold: int = Field(
         default=5, ge=0, le=1000, description="state changes within flap_window that mean FLAPPING; 0 turns it off"
     )
-    flap_window: Duration = Field(default=3600.0, description="window for counting state changes")
+    flap_window: FlapWindow = Field(default=3600.0, description="window for counting state changes: 1m to 7d")
 
     @field_validator("method", mode="before")
     @classmethod
     def _upper_method(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("a name cannot contain line breaks, tabs or other control characters")
+        if value != value.strip():
+            raise ValueError("a name cannot start or end with a space")
+        return value
+
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
+        # The messages name the problem and the host, never the URL as written (it may carry a token).
+        value = value.strip()
+        if len(value) > MAX_URL_LENGTH:
+            raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
+        if _CONTROL.search(value):
+            raise ValueError("URL contains a line break, tab or other control character")
+        try:
+            parts = urlsplit(value)
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+            from alerting.redact import redact_target_url  # no user info, no secret query values
+
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {redact_target_url(value)!r}")
         try:
             parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"invalid port in URL {value!r}") from exc
-        return value.strip()
+        except ValueError:
+            raise ValueError(f"invalid port in the URL of host {parts.hostname!r} (use 1-65535)") from None
+        if parts.port == 0:
+            raise ValueError(f"invalid port in the URL of host {parts.hostname!r} (use 1-65535)")
+        if " " in value:
+            where = "host" if " " in parts.netloc else "URL"
+            raise ValueError(f"{where} contains a space (write %20 for a space in a path or query)")
+        if reason := _check_host(parts.hostname):  # what requests would refuse (tests/test_config.py)
+            raise ValueError(reason)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        # a value is a secret: the message names the header, never its value
+        for name, secret in value.items():
+            if not _HEADER_NAME.match(name):
+                shown = name if len(name) <= 40 else name[:37] + "..."
+                raise ValueError(
+                    f"invalid header name {shown!r}: letters, digits and !#$%&'*+-.^_`|~ only, no spaces or ':'"
+                )
+            text = secret.get_secret_value()
+            if _HEADER_VALUE_BAD.search(text):
+                raise ValueError(f"the value of header {name!r} contains a line break or other control character")
+            if text[:1].isspace():
+                raise ValueError(f"the value of header {name!r} starts with whitespace")
+            try:
+                text.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"the value of header {name!r} has characters HTTP headers cannot carry "
+                                 "(use ASCII)") from None
+        return value
 
     @field_validator("expect_status")
     @classmethod
@@ -236,11 +358,17 @@ class MonitorSpec(BaseModel):
 
     @model_validator(mode="after")
     def _backoff_order(self) -> MonitorSpec:
-        if self.retry_backoff > self.retry_backoff_max:
+        if self.retry_backoff > self.retry_backoff_max:  # normally caught by _backoff_cap, with its field
             raise ValueError("retry_backoff must not exceed retry_backoff_max")
-        if self.flap_threshold and self.flap_window <= 0:
-            raise ValueError("flap_window must be positive when flap_threshold is set")
         return self
+
+    @field_validator("retry_backoff_max")
+    @classmethod
+    def _backoff_cap(cls, value: float, info: ValidationInfo) -> float:
+        first = info.data.get("retry_backoff")
+        if first is not None and first > value:
+            raise ValueError(f"must be at least retry_backoff ({first:g}s), got {value:g}s")
+        return value
 
     def status_ok(self, status: int) -> bool:
         if self.expect_status is None:

@@ -73,7 +73,7 @@ def test_served_cycle_checks_only_due_monitors(target, receiver, write_config):
         f"defaults: {{retry_backoff: 0, retry_backoff_max: 0, attempts: 1, channels: [hook]}}\n"
         f"channels: {{hook: '{receiver.apprise_url()}'}}\n"
         f"monitors:\n"
-        f"  - {{name: fast, url: '{target.url('/fast')}', interval: 0}}\n"
+        f"  - {{name: fast, url: '{target.url('/fast')}', interval: 1s}}\n"
         f"  - {{name: slow, url: '{target.url('/slow')}', interval: 1h}}\n"
     )
     import asyncio

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from alerting.config import DEFAULT_CONFIG, Config, ConfigError, load_config
 
@@ -73,7 +74,7 @@ def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Call
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr, then exit (2: bad input, unless told otherwise)."""
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)  # plain text: a name may hold "[/x]"
     raise typer.Exit(code)
 
 
@@ -95,13 +96,24 @@ def load(path: Path) -> Config:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {problem}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True)
         raise typer.Exit(2) from None
 
 
 def report_problems(config: Config) -> None:
     for problem in config.problems:
-        err.print(f"[bold red]error:[/] {problem}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True)
+
+
+def refuse_bad_or_empty(cfg: Config, config: Path, problems_too: bool) -> None:
+    """Exit 2 before any Prefect server starts: on any config problem (``problems_too``), or when
+    there is nothing to check (see ``Config.nothing_to_check``)."""
+    if problems_too and cfg.problems:
+        report_problems(cfg)
+        fail(f"{len(cfg.problems)} problem{'s' if len(cfg.problems) != 1 else ''} in {config} "
+             "(nothing was checked)")
+    if (empty := cfg.nothing_to_check()) is not None:
+        fail(str(empty))
 
 
 def with_block_monitors(config: Config) -> Config:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from alerting.cli.app import ConfigOption, app, command, err, load, out, report_problems
 
@@ -39,8 +40,9 @@ def check(
     except (ValidationError, ValueError) as exc:
         errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else [{"loc": ("backoff",), "msg": str(exc)}]
         for e in errors:
-            name = {"retry_backoff": "backoff", "url": "URL"}.get(str(e["loc"][0]), str(e["loc"][0]))
-            err.print(f"[bold red]error:[/] {name.replace('_', '-')}: {str(e['msg']).removeprefix('Value error, ')}", markup=True)
+            field = str(e["loc"][0]) if e["loc"] else ""
+            name = {"url": "URL", "retry_backoff": "--backoff", "": "--backoff"}.get(field, f"--{field.replace('_', '-')}")
+            err.print(f"[bold red]error:[/] {name}: {escape(str(e['msg']).removeprefix('Value error, '))}", markup=True)
         raise typer.Exit(2) from None
     result = run_check(spec)
     if as_json:
@@ -66,6 +68,8 @@ def validate(config: Path = ConfigOption) -> None:
         report_problems(cfg)
         err.print(f"{len(cfg.problems)} problem{'s' if len(cfg.problems) != 1 else ''} in {config}")
         raise typer.Exit(2)
+    if (warning := cfg.empty_warning()) is not None:
+        err.print(f"[bold yellow]{escape(warning)}[/]", markup=True)
     out.print(
         f"{config}: OK, {len(cfg.monitors)} monitor{'s' if len(cfg.monitors) != 1 else ''}, "
         f"{len(cfg.channels)} channel{'s' if len(cfg.channels) != 1 else ''}"
@@ -74,7 +78,8 @@ def validate(config: Path = ConfigOption) -> None:
         channels = ", ".join(spec.channels) or "no channels"
         headers = f" (+{len(spec.headers)} header{'s' if len(spec.headers) != 1 else ''})" if spec.headers else ""
         out.print(f"  {spec.name}: {spec.method} {redact_target_url(spec.url)}{headers} "
-                  f"every {spec.interval:g}s, {spec.attempts} attempts, timeout {spec.timeout:g}s -> {channels}")
+                  f"every {spec.interval:g}s, {spec.attempts} attempts, timeout {spec.timeout:g}s -> {channels}",
+                  markup=False)  # names are plain text
     if cfg.automations is not None:
         a = cfg.automations
         out.print(f"  automations: mode {a.mode}, {a.deployment} through {a.block} (alerting automations apply)")

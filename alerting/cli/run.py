@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from alerting import prefect_api
@@ -22,6 +23,7 @@ from alerting.cli.app import (
     fail,
     load,
     out,
+    refuse_bad_or_empty,
     report_problems,
     summarise,
     with_block_monitors,
@@ -55,16 +57,16 @@ def _quiet_prefect_for_json() -> None:
 
 
 def _results_table(run) -> Table:
-    table = Table(title=run.message, title_justify="left")
+    table = Table(title=escape(run.message), title_justify="left")
     for col in ("service", "status", "HTTP", "latency", "attempts", "detail"):
         table.add_column(col)
     for r in run.cycle.results:
         status = "[green]UP[/]" if r.ok else (
             "[yellow]CHECK ERROR[/]" if r.error is not None and r.error.value == "check_error" else "[bold red]DOWN[/]")
         table.add_row(
-            r.monitor, status, str(r.status_code or ""),
+            escape(r.monitor), status, str(r.status_code or ""),
             f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "",
-            str(r.attempts), "" if r.ok else r.message,
+            str(r.attempts), "" if r.ok else escape(r.message),
         )
     return table
 
@@ -110,6 +112,7 @@ def run(
     says the run is not recorded in Prefect."""
     _check_shard(shard)
     cfg = load(config)
+    refuse_bad_or_empty(cfg, config, problems_too=True)  # before any Prefect server starts
     _check_store(cfg, config)
     if as_json:
         _quiet_prefect_for_json()
@@ -244,6 +247,7 @@ def serve(
         name = f"service-monitor-shard-{shard.replace('/', '-of-')}"
     cfg = load(config)
     report_problems(cfg)  # bad monitors are reported; the others are served
+    refuse_bad_or_empty(cfg, config, problems_too=False)  # but not nothing at all
     try:
         seconds = parse_duration(interval) if interval is not None else smallest_interval(cfg.monitors)
     except ValueError as exc:
