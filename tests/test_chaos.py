@@ -345,6 +345,8 @@ def test_6_a_dropping_receiver_gets_a_bounded_number_of_attempts_then_the_fallba
     short_id = row.alert_id[:8]
     assert f"Alert ID: {short_id}" in faulty.posts[0]["message"]
     assert f"Alert ID: {short_id}" in receiver.messages[0]["message"]
+    status = run_cli("status", "-c", str(path), env={"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"})
+    assert "1 undeliverable alert(s)" in status.stderr and f"Alert ID {short_id}" in status.stderr
 
 
 def test_6b_a_hanging_receiver_costs_one_timeout_per_attempt(tmp_path, target, faulty):

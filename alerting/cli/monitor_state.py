@@ -18,7 +18,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from alerting import prefect_api
-from alerting.cli.app import ConfigOption, app, command, fail, load, out, report_problems, with_block_monitors
+from alerting.cli.app import ConfigOption, app, command, err, fail, load, out, report_problems, with_block_monitors
 from alerting.config import Config
 from alerting.models import utcnow
 
@@ -118,8 +118,11 @@ def status(
     cfg = with_block_monitors(load(config))
     with _store(cfg, config) as store:
         rows = status_rows(store, cfg, utcnow())
+        lost = [{"alert_id": r.short_id, "title": r.title, "channel": r.channel, "attempts": r.attempts,
+                 "created_at": r.created_at.isoformat(timespec="seconds"), "last_error": r.last_error}
+                for r in store.undeliverable()]
     if as_json:
-        print(json.dumps({"monitors": rows, "problems": [str(p) for p in cfg.problems]}))
+        print(json.dumps({"monitors": rows, "undeliverable": lost, "problems": [str(p) for p in cfg.problems]}))
         report_problems(cfg)
         raise typer.Exit(2 if cfg.problems else 0)
     table = _status_table(rows, config, wide)
@@ -129,6 +132,12 @@ def status(
         Console(highlight=False, width=width).print(table)
     else:
         out.print(table, soft_wrap=False)  # the title wraps too
+    if lost:
+        err.print(f"[bold red]{len(lost)} undeliverable alert(s)[/] (every attempt failed; see the channel):",
+                  markup=True)
+        for a in lost[-20:]:
+            err.print(f"  {a['created_at']} {a['title']} -> {a['channel']} (Alert ID {a['alert_id']}, "
+                      f"{a['attempts']} attempts): {a['last_error']}", markup=False)
     report_problems(cfg)
     raise typer.Exit(2 if cfg.problems else 0)
 
