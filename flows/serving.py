@@ -187,7 +187,7 @@ class ServeGuard:
             try:
                 self.tick()
             except Exception as exc:  # noqa: BLE001 - the guard itself must never die
-                log.error("Serve guard: %s: %s", type(exc).__name__, str(exc)[:300])
+                log.error("Serve guard: %s: %s", type(exc).__name__, str(exc).split(" for url ")[0][:200])
             self._stop.wait(self.poll)
 
     def tick(self) -> None:
