@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import free_port
+
+from toolkit import free_port
 
 CORPUS_DIR = Path(__file__).parent / "bad_configs"
 CORPUS = sorted(CORPUS_DIR.glob("*.yaml"))

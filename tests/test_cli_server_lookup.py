@@ -69,7 +69,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def free_port() -> int:
-    from servers import free_port as port
+    from toolkit import free_port as port
 
     return port()
 

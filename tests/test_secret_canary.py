@@ -32,8 +32,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prefect_server import start_prefect_server, stop_process
-from servers import Receiver, Target, free_port
+
+from toolkit import PrefectServer, Receiver, Target, free_port
 
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "Canary7" + uuid.uuid4().hex[:6].replace("a", "k").replace("b", "q")  # not hex, < 16 chars
@@ -109,7 +109,7 @@ def canary_world(tmp_path_factory):
     home = tmp_path_factory.mktemp("canary-prefect-home")
     work = tmp_path_factory.mktemp("canary-work")
     port = free_port()
-    server = start_prefect_server(home, port)
+    server = PrefectServer(home, port).start()
     target, receiver = Target(), Receiver()
     api = f"http://127.0.0.1:{port}/api"
     try:
@@ -214,7 +214,7 @@ def canary_world(tmp_path_factory):
     finally:
         target.close()
         receiver.close()
-        stop_process(server)
+        server.stop()
 
 
 PLACES = [

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from email.message import Message as EmailMessage
-from typing import Any
 
 from .ports import free_port
 from .waiting import wait_for
@@ -40,8 +38,3 @@ class SMTPServer:
 
     def close(self) -> None:
         self.controller.stop()
-
-    def __iter__(self) -> Iterator[Any]:
-        """COMPATIBILITY (delete after merge): the old ``smtp_server`` fixture was a
-        ``(controller, handler)`` pair; this object has both ``port`` and ``messages``."""
-        return iter((self, self))
