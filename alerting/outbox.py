@@ -19,6 +19,7 @@ mode, the CLI) gets the same behaviour:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)  # one send takes seconds (Apprise's socket timeouts are ~4 s)
 MAX_ATTEMPTS = 8  # per alert and channel, across runs: ~1 h of backoff, then undeliverable
 FIRST_BACKOFF = 30.0
+FIRST_BACKOFF_ENV = "ALERTING_DELIVERY_RETRY_WAIT"  # seconds of the first wait (tests set 0)
 MAX_BACKOFF = 1800.0
 LATE_AFTER = timedelta(minutes=5)
 
@@ -41,7 +43,11 @@ LATE_AFTER = timedelta(minutes=5)
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     """Wait before attempt ``attempts + 1``: 30 s, 60 s, 120 s ... at most 30 min; a longer
     Retry-After from the service wins (capped at an hour)."""
-    seconds = min(FIRST_BACKOFF * 2 ** max(0, attempts - 1), MAX_BACKOFF)
+    try:
+        first = float(os.environ.get(FIRST_BACKOFF_ENV) or FIRST_BACKOFF)
+    except ValueError:
+        first = FIRST_BACKOFF
+    seconds = min(first * 2 ** max(0, attempts - 1), MAX_BACKOFF)
     if retry_after is not None:
         seconds = max(seconds, min(retry_after, 3600.0))
     return timedelta(seconds=seconds)

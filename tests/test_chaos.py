@@ -323,6 +323,26 @@ def test_5_a_down_in_flight_at_a_crash_never_arrives_after_its_resolved(tmp_path
     assert rows["DOWN"].status == "superseded"
 
 
+def test_5b_a_down_in_flight_at_a_crash_is_retried_once_the_claim_expires(tmp_path, target, faulty):
+    target.route("/api", statuses=[503])
+    path = config_for(tmp_path, {"api": target.url("/api")}, faulty.apprise_url())
+    faulty.hang = True
+    proc = spawn([ALERTING, "run", "-c", str(path)], log=tmp_path / "run.log")
+    try:
+        wait_for(lambda: len(faulty.posts) == 1, 120, "the DOWN's POST in flight")
+    finally:
+        kill(proc)
+    faulty.hang = False
+    faulty.release()
+    config = load_config(path)
+    with open_store(config) as store:
+        assert deliver_pending(store, config, utcnow()) == []  # still claimed: never sent twice at once
+        later = utcnow() + LEASE + timedelta(seconds=1)
+        sent = deliver_pending(store, config, later)  # the service is still down: the DOWN goes out
+    assert [d.title for d in sent if d.ok] == ["DOWN: api"] and faulty.titles() == ["DOWN: api"]
+    assert "Delivered late" in faulty.messages[0]["message"]
+
+
 # --- 6. a receiver that hangs or drops -------------------------------------------------------------
 
 def test_6_a_dropping_receiver_gets_a_bounded_number_of_attempts_then_the_fallback(tmp_path, target, faulty, receiver):
