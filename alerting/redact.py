@@ -83,7 +83,7 @@ def known_secrets() -> frozenset[str]:
 
 
 def forget_secrets() -> None:
-    """Clear the registry (for tests that need a clean process state)."""
+    """Forget the known secret values (for tests that need a clean process state)."""
     global _KNOWN_RE
     with _KNOWN_LOCK:
         _KNOWN.clear()
@@ -153,7 +153,7 @@ def redact_target_url(url: str) -> str:
 
 
 @functools.lru_cache(maxsize=16384)
-def _redact_target_url(url: str, _known: object) -> str:  # ``_known``: a new registry, a new cache key
+def _redact_target_url(url: str, _known: object) -> str:  # ``_known``: new secret values, a new cache key
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
