@@ -7,6 +7,7 @@ too many redirects; those are answers and are reported at once.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import socket
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
@@ -55,6 +56,15 @@ class Attempt:
     message: str = ""
     retryable: bool = False
     retry_after: float | None = None
+    final_url: str | None = None  # set when redirects were followed
+
+
+class RedirectElsewhere(Exception):
+    """``follow_redirects: same-host`` and the target redirected to another host or port."""
+
+    def __init__(self, where: str):
+        super().__init__(where)
+        self.where = where
 
 
 def _causes(exc: BaseException):
@@ -72,7 +82,6 @@ def _causes(exc: BaseException):
 
 def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
     """Map a requests/urllib3 exception to an error kind, with a message free of URLs."""
-    from urllib.parse import urlsplit
 
     host = redact_target_url(f"http://{urlsplit(spec.url).hostname or 'host'}/").split("//", 1)[-1].rstrip("/")
     causes = list(_causes(exc))
@@ -84,6 +93,9 @@ def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
         else:
             detail = str(getattr(reason, "reason", None) or "handshake failed").replace("_", " ").lower()
         return Attempt(False, None, None, ErrorKind.TLS, detail, retryable=False)
+    if isinstance(exc, RedirectElsewhere):
+        return Attempt(False, None, None, ErrorKind.REDIRECT_ELSEWHERE,
+                       f"redirected to another host ({exc.where}), which follow_redirects: same-host forbids")
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return Attempt(
             False, None, None, ErrorKind.TOO_MANY_REDIRECTS,
@@ -99,10 +111,31 @@ def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
         return Attempt(False, None, None, ErrorKind.TIMEOUT, f"no answer within {spec.timeout:g}s", True)
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
         return Attempt(False, None, None, ErrorKind.INVALID_RESPONSE, "malformed response body", True)
+    invalid = next((c for c in causes if isinstance(c, http.client.HTTPException)
+                    and not isinstance(c, http.client.RemoteDisconnected)), None)
+    if invalid is not None:
+        return Attempt(False, None, None, ErrorKind.INVALID_RESPONSE,
+                       f"invalid HTTP response from {host}: {_invalid_reason(invalid)}", True)
+    if any(isinstance(c, http.client.RemoteDisconnected) for c in causes):
+        return Attempt(False, None, None, ErrorKind.CONNECTION,
+                       f"connection closed by {host} without an answer", True)
     if isinstance(exc, requests.exceptions.ConnectionError):
         kind = next((type(c).__name__ for c in causes if isinstance(c, OSError)), "connection error")
         return Attempt(False, None, None, ErrorKind.CONNECTION, f"connection failed ({kind})", True)
     return Attempt(False, None, None, ErrorKind.CONNECTION, f"request failed ({type(exc).__name__})", True)
+
+
+def _invalid_reason(exc: http.client.HTTPException) -> str:
+    text = str(exc)
+    if isinstance(exc, http.client.LineTooLong):
+        return "a header line is too long" if "header" in text else f"a line is too long ({text})"
+    if "more than" in text and "headers" in text:
+        return "too many headers"
+    if isinstance(exc, http.client.BadStatusLine):
+        return "not an HTTP status line (garbage on the port?)"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the body ended early"
+    return type(exc).__name__
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -127,21 +160,36 @@ def _status_text(code: int) -> str:
         return f"HTTP {code}"
 
 
-def _request_following_redirects(session: requests.Session, spec: MonitorSpec, headers: dict) -> requests.Response:
-    """Follow at most ``spec.max_redirects`` redirects (a per-monitor bound; the session is shared)."""
+def _origin(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url)
+    return (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+
+
+def _request_following_redirects(
+    session: requests.Session, spec: MonitorSpec, headers: dict
+) -> tuple[requests.Response, str | None]:
+    """(the final response, where redirects led or None). At most ``spec.max_redirects`` hops (a
+    per-monitor bound; the session is shared), as ``spec.follow_redirects`` allows. The monitor's
+    own headers (often credentials) are never sent to another host."""
     url, method = spec.url, spec.method
+    origin = _origin(spec.url)
+    follow = spec.max_redirects > 0 and spec.follow_redirects != "none"
     for hop in range(spec.max_redirects + 1):
+        same = _origin(url) == origin
         response = session.request(
-            method, url, headers=headers, timeout=(spec.timeout, spec.timeout),
+            method, url, headers=headers if same else {}, timeout=(spec.timeout, spec.timeout),
             allow_redirects=False, verify=spec.verify_tls, stream=True,
         )
         location = response.headers.get("Location") if response.is_redirect else None
-        if not location or spec.max_redirects == 0:
-            return response
+        if not location or not follow:
+            return response, (url if hop else None)
         response.close()
         if hop == spec.max_redirects:
             raise requests.exceptions.TooManyRedirects(f"more than {spec.max_redirects} redirects")
         url = urljoin(url, location)
+        if spec.follow_redirects == "same-host" and _origin(url) != origin:
+            host, port = _origin(url)
+            raise RedirectElsewhere(f"{host}:{port}")
         if response.status_code in (301, 302, 303) and method != "HEAD":
             method = "GET"
     raise AssertionError("unreachable")
@@ -161,7 +209,7 @@ def attempt_once(session: requests.Session, spec: MonitorSpec, clock: Callable[[
 def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], float], started: float) -> Attempt:
     headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
     try:
-        response = _request_following_redirects(session, spec, headers)
+        response, final_url = _request_following_redirects(session, spec, headers)
         try:
             # Read the body (at most BODY_LIMIT): a fully read body hands the connection back to
             # the pool for the next check of this host; an unread one would be closed.
@@ -186,6 +234,7 @@ def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], f
             f"expected {spec.expectation()}, got {_status_text(code)}",
             retryable=retryable,
             retry_after=_retry_after(response) if code in (429, 503) else None,
+            final_url=final_url,
         )
     if spec.contains is not None or spec.not_contains is not None:
         text = body.decode(response.encoding or "utf-8", errors="replace")
@@ -200,7 +249,7 @@ def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], f
                 False, code, latency, ErrorKind.KEYWORD_PRESENT,
                 f"forbidden text {spec.not_contains!r} found in the body", retryable=True,
             )
-    return Attempt(True, code, latency, message=_status_text(code))
+    return Attempt(True, code, latency, message=_status_text(code), final_url=final_url)
 
 
 def check(
@@ -271,4 +320,5 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         elapsed_ms=round((clock() - started) * 1000, 1),
         error=last.error,
         message=last.message,
+        final_url=_safe_url(last.final_url) if last.final_url else None,
     )

@@ -167,6 +167,7 @@ class ErrorKind(str, Enum):
     KEYWORD_MISSING = "keyword_missing"
     KEYWORD_PRESENT = "keyword_present"
     INVALID_RESPONSE = "invalid_response"
+    REDIRECT_ELSEWHERE = "redirect_elsewhere"  # follow_redirects: same-host, and it went elsewhere
     CHECK_ERROR = "check_error"  # our own code failed, not the service: never a DOWN on its own
 
 
@@ -256,6 +257,11 @@ class MonitorSpec(BaseModel):
         default=30.0, validate_default=True, description="cap on one wait: 0 to 10m, at least retry_backoff"
     )
     max_redirects: int = Field(default=5, ge=0, le=30)
+    follow_redirects: Literal["any", "same-host", "none"] = Field(
+        default="any",
+        description="any: follow redirects anywhere (as browsers do); same-host: only to the same host and "
+        "port (a redirect elsewhere is a failure); none: the redirect itself is the answer",
+    )
     verify_tls: bool = True
     channels: list[str] = Field(default_factory=list, description="channel names to alert")
     tags: list[str] = Field(default_factory=list)
@@ -391,6 +397,7 @@ class CheckResult(BaseModel):
 
     monitor: str
     url: str = Field(description="the checked URL with credentials and secret values redacted")
+    final_url: str | None = Field(default=None, description="where redirects led (redacted), when they were followed")
     ok: bool
     status_code: int | None = None
     latency_ms: float | None = Field(default=None, description="latency of the last attempt")

@@ -149,6 +149,11 @@ class ServiceMonitor(Block):
         default=None, ge=0, le=30, title="Redirects followed",
         description="How many redirects to follow (0-30); 0 checks the 3xx answer itself. Empty: defaults, else 5.",
     )
+    follow_redirects: Literal["any", "same-host", "none"] | None = Field(
+        default=None, title="Follow redirects",
+        description="any: wherever they lead (as browsers do); same-host: only to the same host and port, a "
+        "redirect elsewhere counts as a failure; none: the 3xx answer itself is checked. Empty: defaults, else any.",
+    )
     verify_tls: bool = Field(
         default=True, title="Verify TLS",
         description="Reject invalid or expired TLS certificates (a switch is never empty: set here, default on).",

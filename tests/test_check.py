@@ -5,8 +5,11 @@ import socket
 import threading
 from datetime import datetime
 
+import pytest
+
 from alerting.check import BODY_LIMIT, build_session, check
 from alerting.models import ErrorKind, MonitorSpec
+from toolkit import Target
 
 
 class Sleeps(list):
@@ -159,3 +162,70 @@ def test_json_shape(target):
     down = json.loads(check(spec(target.route("/down", statuses=[503]), attempts=1)).model_dump_json())
     assert (down["ok"], down["status_code"], down["error"]) == (False, 503, "unexpected_status")
     assert down["message"] == "expected HTTP 2xx, got HTTP 503 Service Unavailable"
+
+
+# --- redirects and malformed answers (issue 10) -----------------------------------------------------
+
+def _raw_server(answer: bytes):
+    """A TCP server that answers every connection with ``answer`` (whatever was asked), then closes."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                conn.sendall(answer)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}/"
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", "a header line is too long"),
+    (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(500)) + b"\r\n", "too many headers"),
+    (b"\x16\x03\x01garbage that is not HTTP\r\n\r\n", "not an HTTP status line"),
+], ids=["long-header", "many-headers", "garbage"])
+def test_a_malformed_answer_is_an_invalid_response_saying_what_was_wrong(answer, reason):
+    listener, url = _raw_server(answer)
+    try:
+        result = check(MonitorSpec(name="raw", url=url, attempts=1, timeout=5))
+    finally:
+        listener.close()
+    assert not result.ok and result.error is ErrorKind.INVALID_RESPONSE
+    assert reason in result.message
+
+
+def test_follow_redirects_any_same_host_none(target):
+    other = Target()
+    try:
+        other.route("/landing")
+        target.route("/elsewhere", statuses=[302], headers={"Location": other.url("/landing")})
+        target.route("/here", statuses=[301], headers={"Location": "/home"})
+        target.route("/home")
+        secret = {"Authorization": "Bearer canary-redirect-secret"}
+        anywhere = check(MonitorSpec(name="a", url=target.url("/elsewhere"), attempts=1, headers=secret))
+        assert anywhere.ok and anywhere.final_url == other.url("/landing")
+        assert all("canary-redirect-secret" not in str(h) for h in other.request_headers)  # not sent elsewhere
+        pinned = check(MonitorSpec(name="b", url=target.url("/elsewhere"), attempts=1, follow_redirects="same-host"))
+        assert not pinned.ok and pinned.error is ErrorKind.REDIRECT_ELSEWHERE
+        assert f"127.0.0.1:{other.port}" in pinned.message
+        same = check(MonitorSpec(name="c", url=target.url("/here"), attempts=1, follow_redirects="same-host"))
+        assert same.ok and same.final_url == target.url("/home")
+        none = check(MonitorSpec(name="d", url=target.url("/here"), attempts=1, follow_redirects="none",
+                                 expect_status=[301]))
+        assert none.ok and none.status_code == 301 and none.final_url is None
+    finally:
+        other.close()

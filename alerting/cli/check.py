@@ -50,8 +50,9 @@ def check(
     else:
         mark = "[green]UP[/]" if result.ok else "[bold red]DOWN[/]"
         latency = f"{result.latency_ms:.0f} ms" if result.latency_ms is not None else "n/a"
+        where = f" -> {result.final_url}" if result.final_url else ""
         out.print(
-            f"{mark} {result.url}: {result.message} ({latency}, {result.attempts} attempt"
+            f"{mark} {escape(result.url + where)}: {escape(result.message)} ({latency}, {result.attempts} attempt"
             f"{'s' if result.attempts != 1 else ''})",
             markup=True,
         )

@@ -47,7 +47,8 @@ class Target:
     """An HTTP target (GET/HEAD). Paths with a :meth:`route` answer their script; every other path
     answers ``status`` after ``latency`` seconds, both switchable at any time (``target.status = 200``).
 
-    ``hits`` counts requests per path; ``inflight``/``max_inflight`` count requests being answered at once.
+    ``hits`` counts requests per path; ``request_headers`` keeps each request's headers;
+    ``inflight``/``max_inflight`` count requests being answered at once.
     """
 
     def __init__(self, status: int = 404, latency: float = 0.0) -> None:
@@ -55,6 +56,7 @@ class Target:
         self.latency = latency
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
+        self.request_headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
         self.inflight = 0
         self.max_inflight = 0
@@ -70,6 +72,7 @@ class Target:
                 with owner.lock:
                     n = owner.hits.get(path, 0)
                     owner.hits[path] = n + 1
+                    owner.request_headers.append(dict(self.headers))
                     route = owner.routes.get(path)
                     if route is None:
                         body = b"ok" if owner.status < 400 else f"HTTP {owner.status}".encode()
