@@ -82,6 +82,13 @@ def test_served_cycle_checks_only_due_monitors(target, receiver, write_config):
 
     first = asyncio.run(service_monitor(config_path=str(path), cycle_seconds=30, return_state=True))
     assert first.is_failed() and "slow" in first.message
+    # a minute passes (written into the store rather than waited for): fast is due again, slow is not
+    import sqlite3
+
+    db = sqlite3.connect(path.parent / ".alerting" / "state.db")
+    db.execute("UPDATE monitor_state SET updated_at = updated_at - 60")
+    db.commit()
+    db.close()
     second = asyncio.run(service_monitor(config_path=str(path), cycle_seconds=30, return_state=True))
     assert target.hits == {"/fast": 2, "/slow": 1}  # slow waits for its hour
     assert second.is_failed()  # slow is still DOWN: the run says so even though it was not checked

@@ -246,13 +246,6 @@ def test_the_canary_appears_nowhere(canary_world, place):
         raise AssertionError(f"the canary secret leaks into {place}: ...{text[max(0, at - 300):at + 100]}...")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alerting/models.py MonitorSpec._http_url puts the raw URL in its error ('expected an http:// or "
-    "https:// URL with a host, got <url>', 'invalid port in URL <url>'): validate, check, run and the Prefect "
-    "log of a served run echo an invalid URL's user info and tokens. Fix: name the field only, or show "
-    "alerting.redact.redact_target_url(value) / the scheme.",
-)
 def test_an_invalid_monitor_url_is_reported_without_its_secrets(tmp_path):
     config = tmp_path / "monitors.yaml"
     config.write_text(
