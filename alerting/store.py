@@ -2,7 +2,8 @@
 
 SQLite by default (a file under ``<config dir>/.alerting/``, WAL mode, busy timeout, full sync so a
 killed process loses no committed row); any SQLAlchemy URL (``postgresql://...``) via ``state_url``
-for several workers. The schema is created on first use and versioned in ``schema_version``.
+for several workers. The schema is created on first use and migrated with Alembic
+(``alerting/migrations/``) when an older alerting made it.
 
 Check history rows are kept compact (integer monitor id, epoch seconds, small ints; ~40 bytes per
 check with its index on SQLite, measured) and pruned past ``history_retention``; an hourly rollup
@@ -20,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import bindparam, case, create_engine, event, func, select, text
+from sqlalchemy import bindparam, case, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -28,8 +29,9 @@ from alerting import latency
 from alerting.models import CheckResult
 from alerting.policy import MonitorState, Status
 from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is part of the store's API
-    ADDED_COLUMNS,
-    SCHEMA_VERSION,
+    LEGACY_REVISIONS,
+    SCHEMA_REVISION,
+    VERSION_TABLE,
     NewAlert,
     OutboxRow,
     check_history,
@@ -254,25 +256,52 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
+        """Bring the schema to ``SCHEMA_REVISION``. At head (nearly every open) this is two small
+        queries and no Alembic; otherwise, under a lock, it creates, adopts or upgrades the schema."""
         try:
             with self.engine.begin() as conn:
+                if _revisions(conn) == [SCHEMA_REVISION]:
+                    return
+            with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, one writer at a time
                 if conn.dialect.name == "postgresql":
-                    # workers starting together on an empty database would race to create the
-                    # tables; the first takes this lock, the others wait and then find them
+                    # workers starting together on an empty (or older) database would race to create
+                    # or upgrade it; the first takes this lock, the others wait and then find it done
                     conn.execute(text("SELECT pg_advisory_xact_lock(7215406)"))
-                metadata.create_all(conn)
-                version = conn.execute(select(func.max(schema_version.c.version))).scalar()
-                if version is None:
-                    conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-                elif version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"state store {safe_url(self.url)} has schema version {version}, newer than this "
-                        f"alerting ({SCHEMA_VERSION}); upgrade alerting"
-                    )
-                elif version < SCHEMA_VERSION:
-                    _upgrade(conn, version)
+                self._upgrade(conn, _revisions(conn))
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open state store {safe_url(self.url)}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+
+    def _upgrade(self, conn: Connection, revisions: list[str]) -> None:
+        if revisions == [SCHEMA_REVISION]:
+            return  # another worker did it while this one waited for the lock
+        from alembic.util import CommandError
+
+        from alerting import migrations  # imports Alembic: only when the schema has to change
+
+        stamp = None
+        if not revisions:
+            legacy = _legacy_version(conn)  # a store versioned by hand before Alembic, or None: empty
+            if legacy is not None and legacy > max(LEGACY_REVISIONS):
+                raise StoreError(
+                    f"state store {safe_url(self.url)} has schema version {legacy}, newer than this "
+                    f"alerting ({max(LEGACY_REVISIONS)}); upgrade alerting"
+                )
+            if legacy is not None:
+                stamp = LEGACY_REVISIONS.get(legacy)
+                if stamp is None:
+                    raise StoreError(f"state store {safe_url(self.url)} has an unknown schema version {legacy}")
+        newer = migrations.unknown(revisions)
+        if newer:
+            raise StoreError(
+                f"state store {safe_url(self.url)} has schema revision {', '.join(newer)}, newer than this "
+                f"alerting ({SCHEMA_REVISION}); upgrade alerting"
+            )
+        try:
+            migrations.upgrade(conn, stamp=stamp)
+        except CommandError as exc:
+            raise StoreError(f"cannot migrate state store {safe_url(self.url)}: {exc}") from None
+        start = stamp or (", ".join(revisions) if revisions else "an empty database")
+        log.info("State store %s: schema upgraded from %s to %s", safe_url(self.url), start, SCHEMA_REVISION)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -461,20 +490,18 @@ class Store:
             return removed
 
 
-def _upgrade(conn: Connection, version: int) -> None:
-    """Add the columns that versions after ``version`` introduced (create_all adds only tables)."""
-    from sqlalchemy import inspect
+def _revisions(conn: Connection) -> list[str]:
+    """The Alembic revision(s) the store is at; [] when Alembic has never migrated it."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return []
+    return list(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
-    for step in range(version + 1, SCHEMA_VERSION + 1):
-        for table_name, columns in ADDED_COLUMNS.get(step, {}).items():
-            table = metadata.tables[table_name]
-            present = {c["name"] for c in inspect(conn).get_columns(table_name)}
-            for name in columns:
-                if name not in present:
-                    column_type = table.c[name].type.compile(dialect=conn.dialect)
-                    conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {column_type}"))
-        conn.execute(schema_version.insert().values(version=step))
-    log.info("State store upgraded from schema version %s to %s", version, SCHEMA_VERSION)
+
+def _legacy_version(conn: Connection) -> int | None:
+    """The hand-made ``schema_version`` of a store from before Alembic; None when there is none."""
+    if not inspect(conn).has_table(schema_version.name):
+        return None
+    return conn.execute(select(func.max(schema_version.c.version))).scalar()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

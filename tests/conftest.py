@@ -22,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toolkit import (
+    Postgres,
     PrefectServer,
     Receiver,
     SMTPServer,
@@ -112,6 +113,22 @@ def smtp_server() -> Iterator[SMTPServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server for the session (tests that need a database of their own create
+    one); skipped when the server binaries are missing, except under CI, where that is a failure."""
+    try:
+        server = Postgres()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            raise  # .ci/run installs PostgreSQL: its absence there is a failure, not a skip
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Two workers (shards 1/2 and 2/2, run at the same time) sharing one PostgreSQL state store check
 every monitor once per cycle and send every alert once."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 
 from alerting.models import MonitorSpec
 from alerting.schedule import in_shard, parse_shard
-from toolkit import Postgres, spawn, stop
+from toolkit import spawn, stop
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
@@ -25,20 +24,6 @@ def test_shards_split_every_monitor_exactly_once():
     for bad in ("0/2", "3/2", "x", "1-2"):
         with pytest.raises(ValueError):
             parse_shard(bad)
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        server = Postgres()
-    except RuntimeError as exc:
-        if os.environ.get("CI"):
-            raise  # .ci/run installs PostgreSQL: its absence there is a failure, not a skip
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def run_both_workers(config: Path) -> list[subprocess.CompletedProcess]:

@@ -13,7 +13,7 @@ from alerting.config import parse_config
 from alerting.cycle import record_cycle
 from alerting.outbox import deliver_pending
 from alerting.status_view import status_rows
-from alerting.store import SCHEMA_VERSION, NewAlert, Store, StoreError, check_history, schema_version
+from alerting.store import SCHEMA_REVISION, VERSION_TABLE, NewAlert, Store, StoreError, check_history
 from toolkit import Receiver
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -64,18 +64,18 @@ def cycle(store, cfg, now):
     return record, deliver_pending(store, cfg, now)
 
 
-def test_default_store_is_sqlite_next_to_the_config_with_wal_and_a_schema_version(tmp_path, target, receivers):
+def test_default_store_is_sqlite_next_to_the_config_with_wal_and_a_schema_revision(tmp_path, target, receivers):
     cfg = make_config(tmp_path, target, receivers)
     assert cfg.resolved_state_url() == f"sqlite:///{tmp_path / '.alerting' / 'state.db'}"
     store = Store(cfg.resolved_state_url())
     store.close()
     db = sqlite3.connect(tmp_path / ".alerting" / "state.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    db.execute("UPDATE schema_version SET version = 99")
+    assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [(SCHEMA_REVISION,)]
+    db.execute(f"UPDATE {VERSION_TABLE} SET version_num = 'v99_from_the_future'")
     db.commit()
     db.close()
-    with pytest.raises(StoreError, match="schema version 99"):
+    with pytest.raises(StoreError, match="schema revision v99_from_the_future, newer than this alerting"):
         Store(cfg.resolved_state_url())
 
 
@@ -220,7 +220,7 @@ def test_sqlite_file_survives_a_reopen_with_results(tmp_path, target, receivers)
     assert reopened.states()["svc0"].notified_down
     with reopened.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-        assert conn.execute(schema_version.select()).fetchall() == [(SCHEMA_VERSION,)]
+        assert conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [(SCHEMA_REVISION,)]
     reopened.close()
 
 
