@@ -17,17 +17,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
+from alerting.channels import target_problem
 from alerting.durations import bounded_duration
-from alerting.models import MaintenanceWindow, MonitorSpec
+from alerting.models import ChannelSpec, MaintenanceWindow, MonitorSpec
 from alerting.redact import register_secret
 
 DEFAULT_CONFIG = "monitors.yaml"
 MAX_CONFIG_BYTES = 1024 * 1024  # a config is text people write; 1 MB holds ~10,000 monitors
 MAX_NESTING = 32  # levels of mappings and lists; a real config needs about 5
 _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on big files
-BLOCK_PREFIX = "block:"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-BLOCK_REF = re.compile(r"^block:([a-z0-9][a-z0-9-]*)/([A-Za-z0-9_.-][A-Za-z0-9_. -]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -180,23 +179,6 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-@dataclass(frozen=True)
-class ChannelSpec:
-    """A named destination: an Apprise URL or a Prefect notification block (``block:slug/name``)."""
-
-    name: str
-    target: SecretStr
-
-    @property
-    def block_ref(self) -> tuple[str, str] | None:
-        match = BLOCK_REF.match(self.target.get_secret_value())
-        return (match.group(1), match.group(2)) if match else None
-
-    @property
-    def kind(self) -> str:
-        return "block" if self.block_ref else "apprise"
-
-
 @dataclass
 class Config:
     path: str
@@ -336,15 +318,6 @@ def pydantic_problems(exc: ValidationError, file: str, **where: Any) -> list[Con
     return problems
 
 
-def _check_apprise_url(url: str) -> str | None:
-    """Return a reason when Apprise cannot use this URL, else None."""
-    from alerting.apprise_quiet import apprise_accepts
-
-    if not apprise_accepts(url):
-        return "not a valid Apprise URL (see https://github.com/caronc/apprise/wiki)"
-    return None
-
-
 def _state_url_problem(url: str) -> str | None:
     """Why SQLAlchemy could not use ``url``, found without connecting; None when it could."""
     from sqlalchemy.engine import make_url
@@ -472,13 +445,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
                 ConfigProblem(file, f"environment variable {unset.var} is not set", channel=name)
             )
             continue
-        if value.startswith(BLOCK_PREFIX):
-            if not BLOCK_REF.match(value):
-                config.problems.append(
-                    ConfigProblem(file, "expected block:<block-type-slug>/<document-name>", channel=name)
-                )
-                continue
-        elif reason := _check_apprise_url(value):
+        if reason := target_problem(value):  # the channel kind's own check (alerting/channels/)
             config.problems.append(ConfigProblem(file, reason, channel=name))
             continue
         config.channels[name] = ChannelSpec(name=name, target=SecretStr(value))

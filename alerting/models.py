@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Literal
@@ -44,6 +45,15 @@ BackoffMax = Annotated[float, _within(0.0, 10 * MINUTE), Field(ge=0, le=10 * MIN
 FlapWindow = Annotated[float, _within(MINUTE, 7 * DAY), Field(ge=MINUTE, le=7 * DAY)]  # 1m to 7d
 WindowLength = Annotated[float, _within(MINUTE, 31 * DAY), Field(ge=MINUTE, le=31 * DAY)]  # 1m to 31d
 RENOTIFY_BOUNDS = (MINUTE, 30 * DAY)  # 1m to 30d, or never
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A named destination of alerts, as the config gives it: an Apprise URL or a Prefect
+    notification block (``block:slug/name``). ``alerting.channels.channel_for`` makes it a channel."""
+
+    name: str
+    target: SecretStr
 
 
 def utcnow() -> datetime:

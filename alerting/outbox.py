@@ -24,8 +24,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+from alerting.channels import Channel, DeliveryResult, channel_for
 from alerting.config import Config
-from alerting.delivery import DeliveryResult, send, with_prefect_settings
+from alerting.delivery import with_prefect_settings
 from alerting.models import utcnow
 from alerting.render import AlertMessage, severity_of
 from alerting.store import NewAlert, OutboxRow, Store
@@ -85,17 +86,19 @@ def deliver_pending(
 
 def _deliver_channel(store: Store, config: Config, rows: list[OutboxRow], now_fn) -> list[DeliveryResult]:
     out: list[DeliveryResult] = []
+    channel: Channel | None = None  # one per channel and pass: Apprise paces sends per channel object
     for pending in rows:
         now = now_fn()
         row = store.claim(pending.id, now, LEASE)
         if row is None:
             break  # held by another worker, or backing off: the rows behind it wait (order per channel)
-        channel = config.channels.get(row.channel)
-        if channel is None:
+        spec = config.channels.get(row.channel)
+        if spec is None:
             result = DeliveryResult(row.channel, "?", row.title, False,
                                     f"channel {row.channel!r} is not in the config any more")
         else:
-            result = send(channel, [_message(row, now)])[0]
+            channel = channel or channel_for(spec)
+            result = channel.send(_message(row, now))
         _settle(store, config, row, result, now_fn())
         out.append(result)
         if not result.ok:

@@ -14,11 +14,12 @@ rows, logs):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
@@ -182,8 +183,6 @@ def redact_channel_url(url: str) -> str:
     Apprise's ``url(privacy=True)`` hides tokens and passwords but prints ``+Header=`` values as they
     are, so every query value that may carry a secret is masked here too.
     """
-    if url.startswith("block:"):
-        return url
     try:
         from alerting.apprise_quiet import instantiate_quietly
 
@@ -319,3 +318,61 @@ def install_log_redaction() -> None:
 
         logging.setLogRecordFactory(factory)
         _INSTALLED = True
+
+
+# --- one thread's secrets, for the time of one send -----------------------------------------------
+
+_THREAD = threading.local()  # .needles: what to mask in records this thread creates, while sending
+_THREAD_FACTORY_INSTALLED = False
+
+
+@contextlib.contextmanager
+def masked_in_logs(secrets: Iterable[str]) -> Iterator[None]:
+    """While active, every log record this thread creates (any logger, any level: Apprise's DEBUG
+    line with the webhook URL, urllib3's request line with its path) has ``secrets`` masked, before
+    any handler sees it. A channel wraps its send in this: its secrets are known to it alone, not
+    registered for the whole process (``register_secret``). Nests; other threads are unaffected."""
+    global _THREAD_FACTORY_INSTALLED
+    with _KNOWN_LOCK:
+        if not _THREAD_FACTORY_INSTALLED:
+            previous = logging.getLogRecordFactory()
+
+            def factory(*args, **kwargs) -> logging.LogRecord:
+                record = previous(*args, **kwargs)
+                needles = getattr(_THREAD, "needles", None)
+                if needles:
+                    try:
+                        _mask_record(record, needles)
+                    except Exception:  # noqa: BLE001 - logging must never fail because of redaction
+                        pass
+                return record
+
+            logging.setLogRecordFactory(factory)
+            _THREAD_FACTORY_INSTALLED = True
+    before = getattr(_THREAD, "needles", None)
+    _THREAD.needles = _needles([*(before or ()), *secrets])
+    try:
+        yield
+    finally:
+        _THREAD.needles = before
+
+
+def _mask_record(record: logging.LogRecord, needles: list[str]) -> None:
+    def mask(text: str) -> str:
+        for needle in needles:
+            text = text.replace(needle, MASK)
+        return text
+
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string is the handler's business
+        return
+    cleaned = mask(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, ()
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = mask(record.exc_text)
+    if record.stack_info:
+        record.stack_info = mask(record.stack_info)

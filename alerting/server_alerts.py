@@ -13,12 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from alerting.channels import BlockChannel, channel_for, parse_block_ref
 from alerting.durations import parse_duration
 from alerting.models import Duration, MonitorSpec
 
 DEFAULT_DEPLOYMENT = "service-monitor/service-monitor"
 MIN_WINDOW = 10.0  # Prefect's minimum for a proactive trigger's window, seconds
-_BLOCK = re.compile(r"^block:([a-z0-9][a-z0-9-]*)/([A-Za-z0-9_.-][A-Za-z0-9_. -]*)$")
 _INTERVALS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(x|intervals?)\s*$", re.IGNORECASE)
 Mode = Literal["hook", "automation", "both"]
 
@@ -44,7 +44,7 @@ class AutomationsSpec(BaseModel):
     @field_validator("block")
     @classmethod
     def _block_ref(cls, value: str) -> str:
-        if not _BLOCK.match(value.strip()):
+        if not parse_block_ref(value.strip()):
             raise ValueError(f"expected block:<block-type-slug>/<document-name>, got {value!r}")
         return value.strip()
 
@@ -77,9 +77,9 @@ class AutomationsSpec(BaseModel):
 
     @property
     def block_ref(self) -> tuple[str, str]:
-        match = _BLOCK.match(self.block)
-        assert match
-        return match.group(1), match.group(2)
+        ref = parse_block_ref(self.block)
+        assert ref
+        return ref
 
     def stale_seconds(self, interval: float) -> float:
         """The watcher's window for a deployment that runs every ``interval`` seconds."""
@@ -106,7 +106,8 @@ def skipped_channels(config, deployment: str | None) -> set[str]:
         return set()
     if spec.mode == "automation":
         return set(config.channels)
-    return {name for name, channel in config.channels.items() if channel.block_ref == spec.block_ref}
+    return {name for name, channel in config.channels.items()
+            if isinstance(ch := channel_for(channel), BlockChannel) and ch.block_ref == spec.block_ref}
 
 
 def hook_specs(config, specs: list[MonitorSpec], deployment: str | None) -> list[MonitorSpec]:

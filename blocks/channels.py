@@ -21,9 +21,10 @@ from prefect._internal.compatibility.async_dispatch import async_dispatch  # wha
 from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import ConfigDict, Field, HttpUrl, SecretStr, WithJsonSchema, field_validator
 
-from alerting.apprise_quiet import apprise_accepts, instantiate_quietly
+from alerting.apprise_quiet import apprise_accepts
+from alerting.channels import AppriseChannel as AppriseURLChannel
+from alerting.channels import notify_block
 from alerting.config import ChannelSpec
-from alerting.delivery import send
 from alerting.render import AlertMessage
 
 DOCS_URL = "https://github.com/caronc/apprise/wiki"
@@ -54,15 +55,18 @@ class _AppriseChannel(NotificationBlock, ABC):
     def _subject(self, subject: str | None) -> str:
         return subject or ""
 
-    def _plugin(self):
-        """One Apprise service object per block instance, so Apprise's per-service pacing holds
-        across notify calls (as in Prefect's own Apprise blocks)."""
-        if getattr(self, "_apprise_plugin", None) is None:
-            self._apprise_plugin = instantiate_quietly(self.apprise_url())
-        return self._apprise_plugin
+    def _channel(self) -> AppriseURLChannel:
+        """One Apprise URL channel (one Apprise service object) per block instance and URL, so
+        Apprise's per-service pacing holds across notify calls (as in Prefect's own Apprise blocks)."""
+        spec = self.channel_spec()
+        kept = getattr(self, "_apprise_channel", None)
+        if kept is None or kept[0] != spec:
+            kept = (spec, AppriseURLChannel(spec.name, spec.target))
+            self._apprise_channel = kept
+        return kept[1]
 
     def _deliver(self, body: str, subject: str | None, notify_type: str | None = None, text_body: str | None = None) -> None:
-        spec = self.channel_spec()
+        channel = self._channel()
         message = AlertMessage(
             kind="ALERT" if notify_type else "TEST",
             monitor=None,
@@ -71,10 +75,10 @@ class _AppriseChannel(NotificationBlock, ABC):
             text=body if text_body is None else text_body,
             severity=_severity(notify_type),
         )
-        result = send(spec, [message], self._plugin())[0]
+        result = channel.send(message)
         if result.ok:
             return
-        reason = f"{self.get_block_type_name()} '{spec.name}' ({result.target}) did not deliver: {result.error}"
+        reason = f"{self.get_block_type_name()} '{channel.name}' ({result.target}) did not deliver: {result.error}"
         if self._raise_on_failure:
             raise NotificationError(log=reason)
         self.logger.error("%s", reason)
@@ -212,13 +216,11 @@ class EmailChannel(_AppriseChannel):
         return f"{self.subject_prefix}{subject or ''}"
 
 
-# --- for the deliverer (alerting/delivery.py): one call for any notification block ---------------
+# --- for the deliverer (alerting/channels/block.py): one call for any notification block ---------------
 
 def notify_with_severity(block, *, title: str, markdown: str, text: str, severity: str = "info") -> None:
     """Send one alert through any Prefect notification block, with its severity and the right format
-    (alerting.delivery.notify_block: the deliverer's own way, one implementation)."""
-    from alerting.delivery import notify_block
-
+    (alerting.channels.notify_block: the deliverer's own way, one implementation)."""
     notify_block(block, title=title, markdown=markdown, text=text, severity=_severity(severity))
 
 

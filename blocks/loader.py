@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import SecretStr, ValidationError
 
-from alerting.config import BLOCK_REF, ChannelSpec, Config, ConfigProblem, pydantic_problems
+from alerting.channels import block_target, is_block_target, parse_block_ref
+from alerting.config import ChannelSpec, Config, ConfigProblem, pydantic_problems
 from blocks.monitor import ServiceMonitor
 
 MONITOR_SLUG = ServiceMonitor.get_block_type_slug()
@@ -73,9 +74,9 @@ async def _read_documents(client):
 def _resolve_channels(spec, where: str, config: Config, notifiers: dict[str, list[str]], out: BlockConfig):
     kept = []
     for name in spec.channels:
-        if name.startswith("block:"):
-            match = BLOCK_REF.match(name)
-            if match and match.group(2) in notifiers and match.group(1) in notifiers[match.group(2)]:
+        if is_block_target(name):
+            ref = parse_block_ref(name)
+            if ref and ref[1] in notifiers and ref[0] in notifiers[ref[1]]:
                 out.channels[name] = ChannelSpec(name=name, target=SecretStr(name))
                 kept.append(name)
             else:
@@ -85,11 +86,11 @@ def _resolve_channels(spec, where: str, config: Config, notifiers: dict[str, lis
         elif name in config.channels:
             kept.append(name)
         elif len(notifiers.get(name, [])) == 1:
-            ref = f"block:{notifiers[name][0]}/{name}"
-            out.channels.setdefault(name, ChannelSpec(name=name, target=SecretStr(ref)))
+            target = block_target(notifiers[name][0], name)
+            out.channels.setdefault(name, ChannelSpec(name=name, target=SecretStr(target)))
             kept.append(name)
         elif name in notifiers:
-            refs = ", ".join(f"block:{slug}/{name}" for slug in sorted(notifiers[name]))
+            refs = ", ".join(block_target(slug, name) for slug in sorted(notifiers[name]))
             out.problems.append(
                 ConfigProblem(where, f"channel {name!r} is ambiguous: name one of {refs}", monitor=spec.name, field="channels")
             )

@@ -1,5 +1,6 @@
 import pytest
 
+from alerting.channels import channel_for
 from alerting.config import ConfigError, load_config, parse_config
 from alerting.durations import format_duration, parse_duration
 
@@ -33,8 +34,9 @@ def test_good_config_merges_defaults_and_expands_env():
     assert api.channels == ["ops"] and web.channels == ["ops", "team"]
     assert web.timeout == 2
     assert api.url.endswith("token=s3cret")
-    assert cfg.channels["ops"].kind == "apprise"
-    assert cfg.channels["team"].block_ref == ("slack-webhook", "team")
+    assert channel_for(cfg.channels["ops"]).kind == "apprise"
+    team = channel_for(cfg.channels["team"])
+    assert team.kind == "block" and team.block_ref == ("slack-webhook", "team")
     assert "json://" not in repr(cfg.channels["ops"])  # SecretStr
 
 

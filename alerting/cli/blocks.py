@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from alerting import prefect_api
+from alerting.channels import block_target
 from alerting.cli.app import app, command, err, fail, out, sub_app, summarise
 
 blocks_app = sub_app("blocks", "Prefect blocks: channels and monitors configured in the Prefect UI.")
@@ -80,7 +81,7 @@ def list_blocks(
     for col in ("name", "type", "reference", "settings"):
         table.add_column(col)
     for d in sorted(channels, key=lambda d: (d.name, d.block_type.slug)):
-        table.add_row(d.name, d.block_type.name, f"block:{d.block_type.slug}/{d.name}", _settings(d.data))
+        table.add_row(d.name, d.block_type.name, block_target(d.block_type.slug, d.name), _settings(d.data))
     out.print(table)
     table = Table(title="Service Monitor blocks", title_justify="left")
     for col in ("block", "service", "url", "channels", "tags", "enabled"):

@@ -198,7 +198,7 @@ def notify(
 ) -> None:
     """Send a test message to one channel. Exit 0 delivered, 1 not delivered, 2 bad input (an unknown
     channel, or a block that does not exist)."""
-    from alerting.delivery import send
+    from alerting.channels import BlockChannel, channel_for
     from alerting.render import render_test
 
     cfg = load(config)
@@ -208,10 +208,12 @@ def notify(
         if bad:
             fail(str(bad[0]))
         fail(f"{config}: no channel named '{channel}' (defined: {', '.join(cfg.channels) or 'none'})")
-    api_url = _block_api(channel, *spec.block_ref) if spec.block_ref else None
+    destination = channel_for(spec)
+    block_ref = destination.block_ref if isinstance(destination, BlockChannel) else None
+    api_url = _block_api(channel, *block_ref) if block_ref else None
     text = body or f"If you can read this, the channel '{channel}' works."
     with prefect_api.using(api_url):
-        result = send(spec, [render_test(title, text)])[0]
+        result = destination.send(render_test(title, text))
     if result.ok:
         out.print(f"[green]delivered[/] to {channel} ({result.target})", markup=True)
         raise typer.Exit(0)
