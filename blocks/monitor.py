@@ -56,6 +56,10 @@ Attempts = Annotated[int | None, _int_schema(1, 20)]
 Redirects = Annotated[int | None, _int_schema(0, 30)]
 Threshold = Annotated[int | None, _int_schema(1, 1000)]
 FlapThreshold = Annotated[int | None, _int_schema(0, 1000)]
+# a plain drop-down (left empty: the YAML defaults), not Prefect's "string | null" switch
+RedirectRule = Annotated[
+    Literal["any", "same-host", "none"] | None, WithJsonSchema({"type": "string", "enum": ["any", "same-host", "none"]})
+]
 
 
 def _duration(title: str, description: str, example: str) -> Any:
@@ -149,7 +153,7 @@ class ServiceMonitor(Block):
         default=None, ge=0, le=30, title="Redirects followed",
         description="How many redirects to follow (0-30); 0 checks the 3xx answer itself. Empty: defaults, else 5.",
     )
-    follow_redirects: Literal["any", "same-host", "none"] | None = Field(
+    follow_redirects: RedirectRule = Field(
         default=None, title="Follow redirects",
         description="any: wherever they lead (as browsers do); same-host: only to the same host and port, a "
         "redirect elsewhere counts as a failure; none: the 3xx answer itself is checked. Empty: defaults, else any.",
