@@ -53,7 +53,8 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="check-deadline", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][1] == token:  # wake the watchdog only when this is now the first deadline
+                self._cond.notify()
         return token
 
     def cancel(self, token: int) -> None:
