@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 
 from alerting.check import build_session, check
 from alerting.config import Config
-from alerting.models import CheckResult, ErrorKind, MonitorSpec, utcnow
-from alerting.policy import AlertEvent, AlertKind, MonitorState, Status, hold_for, step
+from alerting.models import AlertEvent, AlertKind, CheckResult, ErrorKind, MonitorSpec, MonitorState, Status, utcnow
+from alerting.policy import hold_for, step
 from alerting.render import (
     AlertMessage,
     cycle_message,

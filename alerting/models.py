@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -140,7 +140,6 @@ class MaintenanceWindow(BaseModel):
         """The end of the window when ``now`` is inside it, else None."""
         if self.start is not None and self.end is not None:
             return self.end if self.start <= now < self.end else None
-        from datetime import timedelta
         from zoneinfo import ZoneInfo
 
         from cronsim import CronSim
@@ -436,3 +435,62 @@ class CheckResult(BaseModel):
         if self.attempts > 1:
             reason += f" after {self.attempts} attempts"
         return reason
+
+
+# --- the alert lifecycle's values (alerting/policy.py decides them, alerting/store.py keeps them) ---
+
+class Status(str, Enum):
+    UP = "UP"
+    DOWN = "DOWN"
+    UNKNOWN = "UNKNOWN"
+
+
+class AlertKind(str, Enum):
+    DOWN = "DOWN"
+    RESOLVED = "RESOLVED"
+    REMINDER = "REMINDER"
+    FLAPPING = "FLAPPING"
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    """What the store keeps per monitor between runs."""
+
+    monitor: str
+    status: Status = Status.UNKNOWN
+    since: datetime | None = None  # when the confirmed status began (DOWN: the first failing check)
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    notified_down: bool = False
+    last_alert_at: datetime | None = None
+    episode_start: datetime | None = None  # first failing check of the current/last failure episode
+    episode_end: datetime | None = None  # first passing check after it
+    first_error: str | None = None
+    last_error: str | None = None
+    silenced_until: datetime | None = None
+    silence_reason: str | None = None
+    changes: tuple[datetime, ...] = ()  # confirmed UP<->DOWN changes inside the flap window
+    flapping: bool = False
+
+    def silenced(self, now: datetime) -> bool:
+        return self.silenced_until is not None and now < self.silenced_until
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    kind: AlertKind
+    monitor: str
+    at: datetime  # when the policy decided (the alert's original time, kept through retries)
+    down_since: datetime | None = None
+    up_since: datetime | None = None
+    first_error: str | None = None
+    last_error: str | None = None
+    result: CheckResult | None = None  # the check that led to it
+    detail: str = ""  # FLAPPING: how many changes in what window; held DOWN: why it comes late
+
+    @property
+    def downtime(self) -> timedelta | None:
+        if self.down_since is None:
+            return None
+        end = self.up_since or self.at
+        return max(end - self.down_since, timedelta(0))

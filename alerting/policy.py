@@ -18,66 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import Enum
 
-from alerting.models import CheckResult, ErrorKind, MaintenanceWindow, MonitorSpec
-
-
-class Status(str, Enum):
-    UP = "UP"
-    DOWN = "DOWN"
-    UNKNOWN = "UNKNOWN"
-
-
-class AlertKind(str, Enum):
-    DOWN = "DOWN"
-    RESOLVED = "RESOLVED"
-    REMINDER = "REMINDER"
-    FLAPPING = "FLAPPING"
-
-
-@dataclass(frozen=True)
-class MonitorState:
-    """What the store keeps per monitor between runs."""
-
-    monitor: str
-    status: Status = Status.UNKNOWN
-    since: datetime | None = None  # when the confirmed status began (DOWN: the first failing check)
-    consecutive_failures: int = 0
-    consecutive_successes: int = 0
-    notified_down: bool = False
-    last_alert_at: datetime | None = None
-    episode_start: datetime | None = None  # first failing check of the current/last failure episode
-    episode_end: datetime | None = None  # first passing check after it
-    first_error: str | None = None
-    last_error: str | None = None
-    silenced_until: datetime | None = None
-    silence_reason: str | None = None
-    changes: tuple[datetime, ...] = ()  # confirmed UP<->DOWN changes inside the flap window
-    flapping: bool = False
-
-    def silenced(self, now: datetime) -> bool:
-        return self.silenced_until is not None and now < self.silenced_until
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    kind: AlertKind
-    monitor: str
-    at: datetime  # when the policy decided (the alert's original time, kept through retries)
-    down_since: datetime | None = None
-    up_since: datetime | None = None
-    first_error: str | None = None
-    last_error: str | None = None
-    result: CheckResult | None = None  # the check that led to it
-    detail: str = ""  # FLAPPING: how many changes in what window; held DOWN: why it comes late
-
-    @property
-    def downtime(self) -> timedelta | None:
-        if self.down_since is None:
-            return None
-        end = self.up_since or self.at
-        return max(end - self.down_since, timedelta(0))
+from alerting.models import (
+    AlertEvent,
+    AlertKind,
+    CheckResult,
+    ErrorKind,
+    MaintenanceWindow,
+    MonitorSpec,
+    MonitorState,
+    Status,
+)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from alerting.config import Config
-from alerting.policy import MonitorState, active_window
+from alerting.models import MonitorState
+from alerting.policy import active_window
 from alerting.store import Store
 
 UPTIME_WINDOWS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}

@@ -26,8 +26,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from alerting import latency
-from alerting.models import CheckResult
-from alerting.policy import MonitorState, Status
+from alerting.models import CheckResult, MonitorState, Status
 from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is part of the store's API
     LEGACY_REVISIONS,
     SCHEMA_REVISION,

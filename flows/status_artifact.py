@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from alerting.config import Config
 from alerting.cycle import CycleReport
-from alerting.models import utcnow
-from alerting.policy import Status
+from alerting.models import Status, utcnow
 from alerting.status_view import status_rows
 from alerting.store import Store
 
