@@ -106,28 +106,28 @@ def watch_socket(sock: socket.socket | None) -> None:
         scope.tokens.append(_WATCHDOG.watch(sock, scope))
 
 
-class _DeadlineHTTPConnection(HTTPConnection):
+class _Watched:
+    """Mixed into urllib3's connections: each socket opened, or reused, is watched by the deadline."""
+
+    sock: socket.socket | None
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         watch_socket(sock)
         return sock
 
     def request(self, *args, **kwargs) -> None:
         if self.sock is not None:  # a pooled connection reused by this attempt
             watch_socket(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _DeadlineHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        watch_socket(sock)
-        return sock
+class _DeadlineHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs) -> None:
-        if self.sock is not None:
-            watch_socket(self.sock)
-        super().request(*args, **kwargs)
+
+class _DeadlineHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPPool(HTTPConnectionPool):

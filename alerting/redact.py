@@ -19,7 +19,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
@@ -280,19 +280,24 @@ class RedactingFilter(logging.Filter):
 
 
 def _scrub_record(record: logging.LogRecord) -> None:
+    _clean_record(record, scrub)
+
+
+def _clean_record(record: logging.LogRecord, clean: Callable[[str], str]) -> None:
+    """Apply ``clean`` to a record's message, traceback and stack, before any handler formats it."""
     try:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string is the handler's business
         return
-    cleaned = scrub(message)
+    cleaned = clean(message)
     if cleaned != message:
         record.msg, record.args = cleaned, ()
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
-        record.exc_text = scrub(record.exc_text)
+        record.exc_text = clean(record.exc_text)
     if record.stack_info:
-        record.stack_info = scrub(record.stack_info)
+        record.stack_info = clean(record.stack_info)
 
 
 _INSTALLED = False
@@ -363,16 +368,4 @@ def _mask_record(record: logging.LogRecord, needles: list[str]) -> None:
             text = text.replace(needle, MASK)
         return text
 
-    try:
-        message = record.getMessage()
-    except Exception:  # noqa: BLE001 - a bad format string is the handler's business
-        return
-    cleaned = mask(message)
-    if cleaned != message:
-        record.msg, record.args = cleaned, ()
-    if record.exc_info and not record.exc_text:
-        record.exc_text = logging.Formatter().formatException(record.exc_info)
-    if record.exc_text:
-        record.exc_text = mask(record.exc_text)
-    if record.stack_info:
-        record.stack_info = mask(record.stack_info)
+    _clean_record(record, mask)

@@ -298,7 +298,9 @@ def test_4_a_second_serve_is_refused_and_the_first_keeps_checking(tmp_path, targ
 
 # --- 5. kill -9 while a DOWN is in flight ----------------------------------------------------------
 
-def test_5_a_down_in_flight_at_a_crash_never_arrives_after_its_resolved(tmp_path, target, faulty):
+def crash_while_the_down_is_in_flight(tmp_path, target, faulty) -> Path:
+    """``alerting run`` with api DOWN, killed -9 while its DOWN's POST hangs; the receiver then heals.
+    Returns the config path."""
     target.route("/api", statuses=[503])
     path = config_for(tmp_path, {"api": target.url("/api")}, faulty.apprise_url())
     faulty.hang = True
@@ -309,6 +311,11 @@ def test_5_a_down_in_flight_at_a_crash_never_arrives_after_its_resolved(tmp_path
         kill(proc)  # kill -9, whole process group
     faulty.hang = False
     faulty.release()
+    return path
+
+
+def test_5_a_down_in_flight_at_a_crash_never_arrives_after_its_resolved(tmp_path, target, faulty):
+    path = crash_while_the_down_is_in_flight(tmp_path, target, faulty)
     target.route("/api")
     config = load_config(path)
     later = utcnow() + LEASE + timedelta(seconds=1)  # the crashed process's claim has expired
@@ -324,16 +331,7 @@ def test_5_a_down_in_flight_at_a_crash_never_arrives_after_its_resolved(tmp_path
 
 
 def test_5b_a_down_in_flight_at_a_crash_is_retried_once_the_claim_expires(tmp_path, target, faulty):
-    target.route("/api", statuses=[503])
-    path = config_for(tmp_path, {"api": target.url("/api")}, faulty.apprise_url())
-    faulty.hang = True
-    proc = spawn([ALERTING, "run", "-c", str(path)], log=tmp_path / "run.log")
-    try:
-        wait_for(lambda: len(faulty.posts) == 1, 120, "the DOWN's POST in flight")
-    finally:
-        kill(proc)
-    faulty.hang = False
-    faulty.release()
+    path = crash_while_the_down_is_in_flight(tmp_path, target, faulty)
     config = load_config(path)
     with open_store(config) as store:
         assert deliver_pending(store, config, utcnow()) == []  # still claimed: never sent twice at once
