@@ -72,8 +72,9 @@ def test_down_twice_one_down_then_up_one_resolved(world):
     assert second.returncode == 1
     assert world.receiver.titles() == ["DOWN: api"]
     world.target.status = 200
-    third = world.run("run")
+    third = world.run("run", "--json")
     assert third.returncode == 0, third.stderr[-2000:]
+    third_run_id = json.loads(third.stdout)["flow_run_id"]
     titles = world.receiver.titles()
     assert len(titles) == 2 and titles[1].startswith("RESOLVED: api (down ")
     assert "First error: expected HTTP 2xx, got HTTP 503" in world.receiver.messages[1]["message"]
@@ -88,12 +89,14 @@ def test_down_twice_one_down_then_up_one_resolved(world):
     assert [c["ok"] for c in history["checks"]] == [True, False]
     assert (world.dir / ".alerting" / "state.db").exists()
 
-    # the last flow run published the same status table as a Prefect table artifact
+    # the last flow run published the same status table as a Prefect table artifact (read that
+    # run's own: other tests' runs publish under the same key on this server)
     import httpx
 
     found = httpx.post(
         f"{world.api}/artifacts/filter",
-        json={"artifacts": {"key": {"any_": ["service-status"]}}, "sort": "CREATED_DESC", "limit": 1},
+        json={"artifacts": {"key": {"any_": ["service-status"]}, "flow_run_id": {"any_": [third_run_id]}},
+              "sort": "CREATED_DESC", "limit": 1},
         timeout=10,
     ).json()
     table = json.loads(found[0]["data"]) if isinstance(found[0]["data"], str) else found[0]["data"]
