@@ -21,13 +21,8 @@ from alerting.render import AlertMessage
 
 __all__ = [
     "PACING_ENV", "Channel", "DeliveryResult", "channel_for", "notify_block", "parse_retry_after", "send",
-    "send_all", "with_prefect_settings",
+    "with_prefect_settings",
 ]
-
-
-def send_all(channel: Channel, messages: list[AlertMessage]) -> list[DeliveryResult]:
-    """Send messages to one channel, in order, one result each; never raises."""
-    return [channel.send(message) for message in messages]
 
 
 def send(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryResult]:
@@ -36,7 +31,8 @@ def send(channel: ChannelSpec, messages: list[AlertMessage]) -> list[DeliveryRes
     is per channel object)."""
     if not messages:
         return []
-    return send_all(channel_for(channel), messages)
+    target = channel_for(channel)
+    return [target.send(message) for message in messages]
 
 
 def with_prefect_settings(fn):

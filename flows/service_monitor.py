@@ -143,6 +143,8 @@ async def deliver_pending_alerts(flow, flow_run, state) -> None:
         return
     try:
         config = await asyncio.to_thread(load_config, config_path)
+        if not await asyncio.to_thread(_anything_pending, config):
+            return  # the usual case: the run delivered its own alerts; no block lookup, no second pass
         params = flow_run.parameters or {}
         config = await with_block_monitors(config, params.get("use_monitor_blocks", True),
                                            params.get("monitor_block_tag"))
@@ -152,6 +154,11 @@ async def deliver_pending_alerts(flow, flow_run, state) -> None:
                      type(exc).__name__)
         return
     log_deliveries(logger, deliveries)
+
+
+def _anything_pending(config: Config) -> bool:
+    with open_store(config) as store:
+        return bool(store.live_outbox())
 
 
 def _deliver_with_store(config: Config) -> list[DeliveryResult]:

@@ -91,7 +91,7 @@ class ServeGuard:
         self.degraded_checks = 0
         self._next_cycle = 0.0
         self._next_heartbeat = 0.0
-        self._next_stall_check = time.monotonic() + max(STALL_AFTER * self.interval, 60.0)
+        self._next_stall_check = time.monotonic() + self._stall_after()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
