@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 log = logging.getLogger("alerting.serve")
 
 
 async def serve_in_process(flow, *, name: str, interval: float, parameters: dict, poll: float | None = None,
-                           description: str = "", tags: list[str] | None = None) -> None:
+                           description: str = "", tags: list[str] | None = None,
+                           on_registered: Callable[[Any], object] | None = None) -> None:
     """Blocks: registers the deployment, then runs each scheduled run when it is due."""
     from prefect.client.orchestration import get_client
 
@@ -26,6 +29,8 @@ async def serve_in_process(flow, *, name: str, interval: float, parameters: dict
         name=name, interval=interval, parameters=parameters, description=description, tags=tags or []
     )
     deployment_id = await deployment.aapply()
+    if on_registered is not None:
+        on_registered(deployment_id)
     poll = poll or max(0.5, min(5.0, interval / 6))
     print(f"Serving deployment '{flow.name}/{name}' in this process; polling every {poll:g}s.", flush=True)
     failing_since: float | None = None

@@ -148,11 +148,26 @@ def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> No
         logging.getLogger("alerting.serve").warning("Could not start the first run at once (%s)", type(exc).__name__)
 
 
+def _deployment_url(deployment_id) -> str | None:
+    from prefect.settings import PREFECT_UI_URL
+    from prefect.utilities.urls import url_for
+
+    try:
+        return url_for("deployment", obj_id=str(deployment_id), default_base_url=PREFECT_UI_URL.value())
+    except Exception:  # noqa: BLE001 - alerts go out without the link
+        return None
+
+
 def serve_monitor(
     config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None,
-    in_process: bool = False,
+    runner: str = "continuous",
 ) -> None:
     """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C.
+
+    ``continuous`` (the default): this process checks every monitor on its own interval
+    (alerting/continuous.py) and runs the deployment's flow runs itself (flows/inprocess.py); each
+    run reports on the checks since the previous one. ``prefect``: Prefect's runner starts a process
+    per flow run, and each run checks the monitors that are due.
 
     Raises ``AlreadyServed`` (before serving anything) when another live process serves ``name``."""
     os.environ["PREFECT_API_URL"] = server.api_url
@@ -170,6 +185,11 @@ def serve_monitor(
         quiet_prefect_tracebacks()  # again each guard tick: Prefect's runner sets up its own handlers
         guard = ServeGuard(config_path.resolve(), interval, f"{FLOW_NAME}/{name}", server.api_url, shard)
         guard.claim()
+        live = None
+        if runner == "continuous":
+            from alerting.continuous import ContinuousMonitor
+
+            live = guard.monitor = ContinuousMonitor(config_path, interval, shard)
         guard.start()
         try:
             threading.Thread(
@@ -177,14 +197,14 @@ def serve_monitor(
             ).start()
             parameters = {"config_path": str(config_path.resolve()), "cycle_seconds": interval, "shard": shard}
             description = f"Checks the monitors in {config_path.resolve()} every {interval:g}s"
-            if in_process:
+            if live is not None:
                 import asyncio
 
                 from flows.inprocess import serve_in_process
 
                 asyncio.run(serve_in_process(
                     service_monitor, name=name, interval=interval, parameters=parameters,
-                    description=description, tags=["outage-alerting"],
+                    description=description, tags=["outage-alerting"], on_registered=lambda dep: live.link(_deployment_url(dep)).start(),
                 ))
                 return
             service_monitor.serve(
@@ -197,4 +217,6 @@ def serve_monitor(
             )
         finally:
             guard.stop()
+            if live is not None:
+                live.stop()
             guard.release()

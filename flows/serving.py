@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -80,6 +81,7 @@ class ServeGuard:
     api_url: str
     shard: str | None = None
     poll: float = 0.0
+    monitor: Any = None  # alerting.continuous.ContinuousMonitor of `serve` (default mode), checking by itself
 
     def __post_init__(self) -> None:
         self.poll = self.poll or max(1.0, min(5.0, self.interval / 3))
@@ -212,9 +214,15 @@ class ServeGuard:
             log.warning("Prefect API at %s does not answer (%s)", self.api_url, reason)
         if not self.degraded and now - self._down_at >= self.degrade_after:
             self._degrade()
-        if self.degraded and now >= self._next_cycle:
+        if self.degraded and now >= self._next_cycle and not self._monitor_checks():
             self._next_cycle = now + self.interval
             self._cycle("degraded")
+        if self.degraded and self._monitor_checks():
+            self.degraded_checks = self.monitor.stats.finished - self._finished_at_degrade
+
+    def _monitor_checks(self) -> bool:
+        """The continuous monitor checks by itself: the guard only announces and watches it."""
+        return self.monitor is not None and self.monitor.alive()
 
     def _config(self):
         try:
@@ -236,6 +244,7 @@ class ServeGuard:
     def _degrade(self) -> None:
         self.degraded = True
         self.degraded_checks = 0
+        self._finished_at_degrade = self.monitor.stats.finished if self.monitor is not None else 0
         self._next_cycle = 0.0
         since = self.down_since or utcnow()
         log.error("Monitoring runs without the Prefect API since %s UTC (%s): checking and alerting "
@@ -276,6 +285,11 @@ class ServeGuard:
         return max(STALL_AFTER * self.interval, 60.0)
 
     def _check_stalled(self) -> None:
+        if self.monitor is not None:
+            if not self.monitor.alive():
+                log.error("The continuous monitor stopped; checking from the guard every %gs", self.interval)
+                self._cycle("continuous monitor stopped")
+            return
         config = self._config()
         if config is None or not config.monitors:
             return
