@@ -19,6 +19,20 @@ from urllib.parse import urlsplit
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
+# The local server that `serve` starts runs only what this toolkit uses (README: "Prefect server
+# settings"): no work pools (foreman), no subflow cancellation, no paused runs, no concurrency
+# leases. The scheduler keeps its 60 s loop: it plans up to 100 runs ahead, and `serve` starts the
+# first run itself. Late runs stay on (the "run late" automation), on a slower loop.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "15",
+    "PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_LOOP_SECONDS": "60",
+}
+
 
 class ServerUnavailable(Exception):
     """The configured Prefect API does not answer and is not ours to start."""
@@ -66,10 +80,7 @@ def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float
     """``prefect server start`` in a child process; returns once its API answers."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "prefect-server.log"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # the scheduler's default 60 s loop would leave a new deployment idle for up to a minute
-    env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "5")
+    env = {**SERVER_SETTINGS, **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}}
     api_url = f"http://{host}:{port}/api"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

@@ -40,7 +40,7 @@ def test_a_down_is_delivered_before_the_cycles_slowest_check_ends(target, receiv
     )
     config = load_config(path)
     outcome: dict = {}
-    cycle = threading.Thread(target=lambda: outcome.update(zip(("report", "sent"), cycle_and_deliver(config))))
+    cycle = threading.Thread(target=lambda: outcome.update(zip(("report", "sent"), cycle_and_deliver(config), strict=True)))
     cycle.start()
     try:
         receiver.wait_for(1, timeout=60)
