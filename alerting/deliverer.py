@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from alerting.config import Config
 from alerting.delivery import DeliveryResult
-from alerting.outbox import deliver_pending
+from alerting.outbox import ChannelCache, deliver_pending
 from alerting.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ class Deliverer:
                  on_delivered: Callable[[list[DeliveryResult]], None] | None = None):
         self.store, self.config, self.poll, self.on_delivered = store, config, poll, on_delivered
         self.delivered: list[DeliveryResult] = []
+        self.channels = ChannelCache()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -44,6 +45,7 @@ class Deliverer:
         return self.take()
 
     def _loop(self) -> None:
+        self.channels.warm(self.config())
         while True:
             self._wake.wait(self.poll)
             self._wake.clear()
@@ -53,7 +55,7 @@ class Deliverer:
 
     def _pass(self) -> None:
         try:
-            results = deliver_pending(self.store, self.config())
+            results = deliver_pending(self.store, self.config(), channels=self.channels)
         except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox; the next pass retries
             log.error("Alert delivery failed (%s); undelivered alerts stay in the outbox", type(exc).__name__)
             return

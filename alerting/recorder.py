@@ -1,9 +1,11 @@
 """Recording check results the moment they finish: policy, state, history and alert rows, in small groups.
 
 A result is recorded within ``window`` seconds of its check ending, together with whatever else
-finished in that window (one transaction per group). Storm grouping therefore covers the alerts
-decided within one window (``GROUP_WINDOW``, a quarter of a second): ten services going down on one
-check round give one storm message, not ten, and no alert waits for the rest of the cycle.
+finished in that window. Storm grouping therefore covers the alerts decided within one window
+(``GROUP_WINDOW``, a fifth of a second): ten services going down together give one storm message,
+not ten, and no alert waits for the rest of the cycle. Within a group, the results that may change
+a state (failures, and passes of monitors not known to be UP) are committed first, in a small
+transaction of their own, and the deliverer is woken before the routine passes are written.
 
 The recorder keeps a ``Journal`` of what it recorded; whoever reports on a cycle (the flow run, the
 serving process) takes it.
@@ -20,11 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from alerting.config import Config
-from alerting.models import AlertEvent, CheckResult, MonitorSpec, MonitorState, utcnow
+from alerting.models import AlertEvent, CheckResult, MonitorSpec, MonitorState, Status, utcnow
+from alerting.record import record_cycle
 from alerting.store import Store
 
 log = logging.getLogger(__name__)
-GROUP_WINDOW = 0.25  # seconds: alerts decided this close together share one message per channel (storms)
+GROUP_WINDOW = 0.2  # seconds: alerts decided this close together share one message per channel (storms)
 
 
 @dataclass
@@ -57,6 +60,7 @@ class ResultRecorder:
         self.store, self.config, self.window, self.run_url = store, config, window, run_url
         self.on_queued, self.clock = on_queued, clock
         self.journal = Journal()
+        self._known_up: set[str] = set()  # monitors whose last recorded state was UP
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Condition()
         self._put = 0
@@ -106,14 +110,27 @@ class ResultRecorder:
                 return
 
     def _record(self, batch: list[tuple[CheckResult, MonitorSpec]]) -> None:
-        from alerting.record import record_cycle
+        urgent = [item for item in batch if not item[0].ok or item[0].monitor not in self._known_up]
+        routine = [item for item in batch if item[0].ok and item[0].monitor in self._known_up]
+        for part in (urgent, routine):
+            if part:
+                self._record_part(part)
+        with self._lock:
+            self._done += len(batch)
+            self._lock.notify_all()
 
+    def _record_part(self, batch: list[tuple[CheckResult, MonitorSpec]]) -> None:
         results = [r for r, _ in batch]
         specs = {spec.name: spec for _, spec in batch}
         queued = 0
         try:
             states, events, queued = record_cycle(self.store, self.config, specs, results, self.clock(),
                                                   self.run_url, prune=False)
+            for name, state in states.items():
+                if state.status is Status.UP:
+                    self._known_up.add(name)
+                else:
+                    self._known_up.discard(name)
             with self._lock:
                 self.journal.add(results, states, events, queued)
         except Exception as exc:  # noqa: BLE001 - the next check of each monitor tries again
@@ -122,9 +139,5 @@ class ResultRecorder:
             with self._lock:
                 self.journal.results += results
                 self.journal.store_error = error
-        finally:
-            with self._lock:
-                self._done += len(batch)
-                self._lock.notify_all()
         if queued and self.on_queued is not None:
             self.on_queued()

@@ -4,6 +4,10 @@ Slots stay exact: a monitor checked at ``t`` is next due at ``t + interval`` (no
 check plus interval), so one monitor's checks are ``interval`` apart however long a check takes.
 A slot that passes while the monitor's previous check is still running, or while the process was
 behind, is *missed*: counted, not made up with a burst of catch-up checks.
+
+Monitors never checked before get their first slots ``1 / pace`` seconds apart (1,000 monitors over
+two seconds): about as fast as a pool works through them anyway, and their later slots stay spread,
+so no round is a burst of every check at once.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ class Timetable:
     _due: dict[str, float] = field(default_factory=dict)
     _heap: list[tuple[float, str]] = field(default_factory=list)
 
-    def set_monitors(self, intervals: dict[str, float], now: float, ages: dict[str, float] | None = None) -> None:
-        """Track exactly these monitors. A new one is due now, or, when ``ages`` says it was checked
-        ``age`` seconds ago (by an earlier process), one interval after that check. A monitor whose
-        interval changed is due at the sooner of its old slot and one new interval from now."""
+    def set_monitors(self, intervals: dict[str, float], now: float, ages: dict[str, float] | None = None,
+                     pace: float = 500.0) -> None:
+        """Track exactly these monitors. A new one is due now (the next ones ``1 / pace`` s apart), or,
+        when ``ages`` says it was checked ``age`` seconds ago (by an earlier process), one interval
+        after that check. A monitor whose interval changed is due at the sooner of its old slot and
+        one new interval from now."""
         ages = ages or {}
+        fresh = 0
         for name in list(self._due):
             if name not in intervals:
                 del self._due[name]  # its heap entries are skipped when they come up
@@ -32,7 +39,11 @@ class Timetable:
             old = self.intervals.get(name)
             if name not in self._due:
                 age = ages.get(name)
-                due = now if age is None else now + max(0.0, interval - age)
+                if age is None:
+                    due = now + fresh / pace
+                    fresh += 1
+                else:
+                    due = now + max(0.0, interval - age)
             elif old != interval:
                 due = min(self._due[name], now + interval)
             else:
