@@ -7,8 +7,8 @@ CONFIG ?= monitors.yaml
 
 PREFECT_OLDEST := 3.9.0
 OLDEST := .venv-prefect-$(PREFECT_OLDEST)
-# the tests that lean on Prefect's internals (flow engine in this process, hooks, serve, blocks)
-PREFECT_MATRIX_TESTS := tests/test_flow.py tests/test_prefect_versions.py
+# the quick form: the default serve mode end to end (flow engine in this process, hooks, schedule, blocks)
+PREFECT_MATRIX_TESTS := tests/test_prefect_versions.py
 
 .PHONY: setup run test test-prefect-oldest bench bench-quick clean
 
