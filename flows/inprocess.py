@@ -32,7 +32,7 @@ async def serve_in_process(flow, *, name: str, interval: float, parameters: dict
     deployment_id = await deployment.aapply()
     if on_registered is not None:
         on_registered(deployment_id)
-    poll = poll or max(0.5, min(5.0, interval / 6))
+    poll = poll or max(0.5, min(10.0, interval / 3))  # runs only report: a few seconds late is fine
     print(f"Serving deployment '{flow.name}/{name}' in this process; polling every {poll:g}s.", flush=True)
     failing_since: float | None = None
     loop = asyncio.get_running_loop()

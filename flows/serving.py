@@ -44,7 +44,7 @@ from flows.quiet_logs import quiet_prefect_tracebacks
 
 log = logging.getLogger("alerting.serve")
 
-HEARTBEAT = 10.0  # seconds between lease renewals
+HEARTBEAT = 15.0  # seconds between lease renewals (two API calls, three with the schedule check)
 LEASE_STALE = 45.0  # a lease not renewed for this long belongs to a dead process
 DEGRADE_AFTER = 15.0  # seconds without an answer from the API before degraded mode
 DEGRADE_AFTER_ENV = "ALERTING_DEGRADE_AFTER"  # overrides DEGRADE_AFTER (seconds)
@@ -84,7 +84,7 @@ class ServeGuard:
     monitor: Any = None  # alerting.continuous.ContinuousMonitor of `serve` (default mode), checking by itself
 
     def __post_init__(self) -> None:
-        self.poll = self.poll or max(1.0, min(5.0, self.interval / 3))
+        self.poll = self.poll or max(1.0, min(10.0, self.interval / 3))
         self.degrade_after = float(os.environ.get(DEGRADE_AFTER_ENV) or DEGRADE_AFTER)
         self.owner = this_process()
         self.down_since: datetime | None = None
@@ -134,19 +134,16 @@ class ServeGuard:
 
     def _write_lease(self, client) -> None:
         from prefect.client.schemas.actions import VariableCreate, VariableUpdate
-        from prefect.exceptions import ObjectNotFound
 
         name = lease_name(self.deployment)
         value = {"owner": self.owner, "pid": os.getpid(), "host": socket.gethostname(),
                  "heartbeat": time.time(), "started": getattr(self, "_started", None) or _stamp(utcnow())}
         self._started = value["started"]
         try:
-            exists = client.read_variable_by_name(name) is not None
-        except ObjectNotFound:
-            exists = False
-        if exists:
             client.update_variable(VariableUpdate(name=name, value=value))
-        else:
+        except httpx.HTTPStatusError as exc:  # 404: the first claim, or the server lost it
+            if exc.response.status_code != 404:
+                raise
             client.create_variable(VariableCreate(name=name, value=value, tags=["outage-alerting"]))
 
     def release(self) -> None:
