@@ -58,7 +58,7 @@ def test_a_down_is_delivered_before_the_cycles_slowest_check_ends(target, receiv
 
 def test_slots_stay_exactly_one_interval_apart_whatever_the_check_takes():
     table = Timetable()
-    table.set_monitors({"a": 30.0, "b": 10.0}, now=100.0)
+    table.set_monitors({"a": 30.0, "b": 10.0}, now=100.0, pace=float("inf"))  # no pacing of first slots
     assert sorted(table.pop_due(100.0)) == [("a", 100.0), ("b", 100.0)]
     assert table.pop_due(109.9) == []
     assert table.pop_due(110.4) == [("b", 110.0)]  # dispatched late: the next slot is still 120
@@ -66,6 +66,15 @@ def test_slots_stay_exactly_one_interval_apart_whatever_the_check_takes():
     assert table.pop_due(125.0) == [("b", 120.0)]
     assert sorted(table.pop_due(130.0)) == [("a", 130.0), ("b", 130.0)]
     assert table.missed == 0
+
+
+def test_first_slots_of_new_monitors_are_paced_and_stay_spread():
+    table = Timetable()
+    table.set_monitors({"a": 30.0, "b": 30.0, "c": 30.0}, now=0.0, pace=10.0)
+    assert table.pop_due(0.0) == [("a", 0.0)]
+    assert table.pop_due(0.15) == [("b", 0.1)]
+    assert table.pop_due(0.2) == [("c", 0.2)]
+    assert [table.pop_due(t) for t in (30.0, 30.1, 30.2)] == [[("a", 30.0)], [("b", 30.1)], [("c", 30.2)]]
 
 
 def test_slots_that_pass_unchecked_are_counted_as_missed_not_made_up():
