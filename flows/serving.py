@@ -256,10 +256,11 @@ class ServeGuard:
     def _restore(self) -> None:
         self.degraded = False
         since = self.down_since
-        log.warning("Prefect API reachable again; flow runs take over (%d checks made without it)",
-                    self.degraded_checks)
+        takes_over = "flow runs report again" if self._monitor_checks() else "flow runs take over"
+        log.warning("Prefect API reachable again; %s (%d checks made without it)", takes_over, self.degraded_checks)
         title = "Prefect API reachable again"
-        lead = "Prefect API reachable again: flow runs have taken over from the serving process"
+        lead = (f"Prefect API reachable again: {takes_over}" if self._monitor_checks()
+                else "Prefect API reachable again: flow runs have taken over from the serving process")
         rows = [("Deployment", self.deployment),
                 ("Unreachable", f"from {since:%H:%M:%S} UTC to {utcnow():%H:%M:%S} UTC" if since else "n/a"),
                 ("Checks made without it", str(self.degraded_checks))]
