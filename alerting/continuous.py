@@ -77,6 +77,7 @@ class ContinuousMonitor:
         self._mtime = self._stat()
         self._extra_monitors: list[MonitorSpec] = []
         self._extra_channels: dict = {}
+        self._skip_channels: set[str] = set()
         self.config = self.yaml
         self.specs: dict[str, MonitorSpec] = {}
         self.timetable = Timetable()
@@ -135,17 +136,23 @@ class ContinuousMonitor:
         return self
 
     # --- configuration --------------------------------------------------------------------------------
-    def use_config(self, merged: Config) -> None:
-        """The config with Service Monitor blocks merged in (a flow run's view); kept across reloads of
-        the YAML file until the next run brings a newer one."""
+    def use_config(self, merged: Config, skip_channels: set[str] | None = None) -> None:
+        """The config with Service Monitor blocks merged in (a flow run's view), and the channels the
+        server's automations alert instead (never alerted from here); kept across reloads of the YAML
+        file until the next run brings newer ones."""
         names = {m.name for m in self.yaml.monitors}
         self._extra_monitors = [m for m in merged.monitors if m.name not in names]
         self._extra_channels = {k: v for k, v in merged.channels.items() if k not in self.yaml.channels}
+        if skip_channels is not None:
+            self._skip_channels = set(skip_channels)
         self._apply(self._merged())
 
     def _merged(self) -> Config:
-        return replace(self.yaml, monitors=[*self.yaml.monitors, *self._extra_monitors],
-                       channels={**self._extra_channels, **self.yaml.channels})
+        monitors = [*self.yaml.monitors, *self._extra_monitors]
+        if self._skip_channels:
+            monitors = [m.model_copy(update={"channels": [c for c in m.channels if c not in self._skip_channels]})
+                        for m in monitors]
+        return replace(self.yaml, monitors=monitors, channels={**self._extra_channels, **self.yaml.channels})
 
     def _stat(self) -> float | None:
         try:

@@ -4,6 +4,7 @@ the work (claims, order per channel, backoff), so several deliverers never send 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -25,7 +26,9 @@ class Deliverer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="deliverer", daemon=True)
+        # the creator's context (its Prefect settings: block channels read blocks from that API)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._loop,), name="deliverer", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:

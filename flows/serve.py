@@ -169,6 +169,18 @@ def _deployment_url(deployment_id) -> str | None:
         return None
 
 
+def _start_monitor(live, deployment_id, watched: str) -> None:
+    """Start checking once the deployment exists: alerts link its page, and leave the channels that
+    applied automations alert for its runs to the server from the first check on."""
+    from flows.service_monitor import server_alerted_channels
+
+    try:
+        live.use_config(live.config, skip_channels=server_alerted_channels(live.config, watched))
+    except Exception as exc:  # noqa: BLE001 - the first run sets them
+        logging.getLogger("alerting.serve").warning("Could not read the automations (%s)", type(exc).__name__)
+    live.link(_deployment_url(deployment_id)).start()
+
+
 def serve_monitor(
     config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None,
     runner: str = "continuous",
@@ -215,7 +227,7 @@ def serve_monitor(
 
                 asyncio.run(serve_in_process(
                     service_monitor, name=name, interval=interval, parameters=parameters,
-                    description=description, tags=["outage-alerting"], on_registered=lambda dep: live.link(_deployment_url(dep)).start(),
+                    description=description, tags=["outage-alerting"], on_registered=lambda dep: _start_monitor(live, dep, f"{FLOW_NAME}/{name}"),
                 ))
                 return
             service_monitor.serve(

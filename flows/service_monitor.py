@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +208,7 @@ async def service_monitor(
 
     Service Monitor blocks (all, or only those tagged ``monitor_block_tag``) run with the YAML
     monitors unless ``use_monitor_blocks`` is false; see blocks/loader.py for the rules."""
-    from prefect.runtime import flow_run
+    from prefect.runtime import deployment, flow_run
 
     install_log_redaction()  # a served run's own process too (Prefect's runner starts one per run)
     logger = get_run_logger()
@@ -231,7 +231,8 @@ async def service_monitor(
     announce_late(config.automations)
     live = running_for(config_path)
     if live is not None:  # `alerting serve`: this process checks continuously; report on it
-        live.use_config(replace(config, monitors=monitors))
+        live.use_config(config, skip_channels=await asyncio.to_thread(
+            server_alerted_channels, config, f"{FLOW_NAME}/{deployment.name}" if deployment.name else None))
         report, deliveries, table = await asyncio.to_thread(_continuous_window, live, config, cycle_seconds, logger)
     else:
         report, deliveries, table = await asyncio.to_thread(
@@ -256,14 +257,22 @@ def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
     """``specs`` without the channels that automations (``automations.mode``) alert for this run."""
     from prefect.runtime import deployment
 
-    from alerting.server_alerts import hook_specs
-
-    watched = f"{FLOW_NAME}/{deployment.name}" if deployment.name else None
-    if watched is None or config.automations is None or not config.automations.server_alerts_runs:
+    skip = server_alerted_channels(config, f"{FLOW_NAME}/{deployment.name}" if deployment.name else None)
+    if not skip:
         return specs
+    return [s.model_copy(update={"channels": [c for c in s.channels if c not in skip]}) for s in specs]
+
+
+def server_alerted_channels(config: Config, watched: str | None) -> set[str]:
+    """The channels the server's automations alert for runs of ``watched`` (flow/deployment) once
+    they are applied; the flow (and the continuous monitor) leaves them alone. Reads the API."""
+    from alerting.server_alerts import skipped_channels
+
+    if watched is None or config.automations is None or not config.automations.server_alerts_runs:
+        return set()
     from flows.automations_api import covers_runs
 
-    return hook_specs(config, specs, watched if covers_runs(watched) else None)  # not applied: hooks alert all
+    return skipped_channels(config, watched) if covers_runs(watched) else set()  # not applied: hooks alert all
 
 
 def run_once(config_path: str | Path, shard: str | None = None):
