@@ -161,6 +161,7 @@ def record_cycle(
             events += decided
         tx.save_states(list(states.values()), now)
         tx.add_history(results)
+        tx.record_incidents(list(states.values()), results, now)
         queued = tx.enqueue(plan_alerts(events, specs, config.storm_threshold, run_url))
     try:
         store.prune(now, timedelta(seconds=config.history_retention))

@@ -35,6 +35,7 @@ from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is p
     OutboxRow,
     check_history,
     check_rollup,
+    incident,
     meta,
     metadata,
     monitor_state,
@@ -189,6 +190,33 @@ class Tx:
                 check_rollup.update().where((c.monitor_id == bindparam("_mid")) & (c.hour == bindparam("_hour"))),
                 updates,
             )
+
+    # -- incidents (the status page's list): opened when a monitor is confirmed DOWN, closed when it is not
+    def record_incidents(self, states: list[MonitorState], results: list[CheckResult], now: datetime) -> None:
+        """Open an incident for each monitor newly DOWN (its error kind and HTTP status from this
+        cycle's result, never its error text), close the open one of each monitor no longer DOWN."""
+        if not states:
+            return
+        ids = self.ids(s.monitor for s in states)
+        c = incident.c
+        open_ = {r.monitor_id: r.id for r in self.conn.execute(
+            select(c.monitor_id, c.id).where(c.ended.is_(None), c.monitor_id.in_(list(ids.values()))))}
+        by_monitor = {r.monitor: r for r in results}
+        opened, closed = [], []
+        for state in states:
+            ident = ids[state.monitor]
+            if state.status.value == "DOWN" and ident not in open_:
+                result = by_monitor.get(state.monitor)
+                opened.append({"monitor_id": ident, "started": state.since or state.episode_start or now, "ended": None,
+                               "error": result.error.value if result is not None and result.error else None,
+                               "status": result.status_code if result is not None else None})
+            elif state.status.value != "DOWN" and ident in open_:
+                end = state.episode_end or state.since or now
+                closed.append({"_id": open_[ident], "ended": end})
+        if opened:
+            self.conn.execute(incident.insert(), opened)
+        if closed:
+            self.conn.execute(incident.update().where(c.id == bindparam("_id")), closed)
 
     # -- outbox
     def enqueue(self, alerts: list[NewAlert]) -> int:
@@ -375,6 +403,74 @@ class Store:
                 merged[name] = latency.add(merged.get(name, {}), latency.parse(text))
         return {name: [latency.percentile(hist, q) for q in qs] for name, hist in merged.items()}
 
+    # -- reads for the status page (alerting/status_page/data.py)
+    def raw_states(self, names: list[str]) -> dict[str, tuple[str, datetime | None, datetime | None]]:
+        """monitor -> (status as stored, since, last check). The status is the stored string, not
+        ``Status``: a page built by this code still shows a status a newer alerting wrote."""
+        c = monitor_state.c
+        query = select(c.monitor, c.status, c.since, c.updated_at).where(c.monitor.in_(names))
+        with self.engine.connect() as conn:
+            return {r.monitor: (r.status, r.since, r.updated_at) for r in conn.execute(query)}
+
+    def daily_counts(self, first_hour: int, names: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
+        """monitor -> {UTC day number (epoch days): (checks, ups)} from the hourly rollup, from
+        ``first_hour`` (epoch hours) on; summed in the database (one row per monitor and day)."""
+        day = (check_rollup.c.hour // 24).label("day")
+        query = (
+            select(monitor_state.c.monitor, day, func.sum(check_rollup.c.checks), func.sum(check_rollup.c.ups))
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == check_rollup.c.monitor_id))
+            .where(check_rollup.c.hour >= first_hour, monitor_state.c.monitor.in_(names))
+            .group_by(monitor_state.c.monitor, day)
+        )
+        out: dict[str, dict[int, tuple[int, int]]] = {}
+        with self.engine.connect() as conn:
+            for name, d, checks, ups in conn.execute(query):
+                out.setdefault(name, {})[int(d)] = (int(checks), int(ups))
+        return out
+
+    def hourly_counts(self, hours: list[int], names: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
+        """monitor -> {epoch hour: (checks, ups)} for just these hours (maintenance hours, to take out)."""
+        if not hours or not names:
+            return {}
+        c = check_rollup.c
+        query = (
+            select(monitor_state.c.monitor, c.hour, c.checks, c.ups)
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == c.monitor_id))
+            .where(c.hour.in_(hours), monitor_state.c.monitor.in_(names))
+        )
+        out: dict[str, dict[int, tuple[int, int]]] = {}
+        with self.engine.connect() as conn:
+            for name, hour, checks, ups in conn.execute(query):
+                out.setdefault(name, {})[hour] = (checks, ups)
+        return out
+
+    def hourly_latency(self, first_hour: int, names: list[str]) -> dict[str, dict[int, float | None]]:
+        """monitor -> {epoch hour: median latency in ms} from ``first_hour`` on (hourly histograms)."""
+        c = check_rollup.c
+        query = (
+            select(monitor_state.c.monitor, c.hour, c.latency_hist)
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == c.monitor_id))
+            .where(c.hour >= first_hour, monitor_state.c.monitor.in_(names))
+        )
+        out: dict[str, dict[int, float | None]] = {}
+        with self.engine.connect() as conn:
+            for name, hour, hist in conn.execute(query):
+                out.setdefault(name, {})[hour] = latency.percentile(latency.parse(hist), 50)
+        return out
+
+    def incidents(self, since: datetime, names: list[str]) -> list[dict]:
+        """Incidents of these monitors still open or ended after ``since``, newest first:
+        {monitor, started, ended, error (ErrorKind value), status (HTTP)}."""
+        c = incident.c
+        query = (
+            select(monitor_state.c.monitor, c.started, c.ended, c.error, c.status)
+            .select_from(incident.join(monitor_state, monitor_state.c.id == c.monitor_id))
+            .where(c.ended.is_(None) | (c.ended >= since), monitor_state.c.monitor.in_(names))
+            .order_by(c.started.desc(), c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def history(self, monitor: str, limit: int) -> list[dict]:
         query = (
             select(check_history.c.ts, check_history.c.ok, check_history.c.status, check_history.c.latency_ms,
@@ -486,6 +582,7 @@ class Store:
             tx.conn.execute(outbox.delete().where(outbox.c.delivered_at < cutoff))
             oldest_hour = int((now - rollup_retention).timestamp()) // 3600
             tx.conn.execute(check_rollup.delete().where(check_rollup.c.hour < oldest_hour))
+            tx.conn.execute(incident.delete().where(incident.c.ended < now - rollup_retention))
             return removed
 
 
