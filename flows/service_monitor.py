@@ -32,6 +32,7 @@ from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, MonitorSpec
 from alerting.outbox import deliver_pending
 from alerting.redact import install_log_redaction
+from alerting.status_page.build import build_after_cycle
 from blocks.loader import with_block_monitors
 from flows import run_reports
 from flows.automations import announce_late, announce_run
@@ -115,6 +116,7 @@ def _cycle(config: Config, monitors: list[MonitorSpec], shard: str | None, cycle
         table: list[dict] = []
         if store is not None and report.store_error is None:
             deliveries = deliver_pending(store, config)
+            build_after_cycle(config, store, logger)  # the status_page: section's site; logs, never raises
             try:
                 table = status_table(config, report, store)
             except Exception as exc:  # noqa: BLE001
