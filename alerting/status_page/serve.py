@@ -46,7 +46,7 @@ def make_server(directory: Path, host: str, port: int) -> ThreadingHTTPServer:
                     data = (root / name).read_bytes()
                 except OSError:
                     data = None
-            if data is None:
+            if name is None or data is None:
                 self.send_error(HTTPStatus.NOT_FOUND, "Not Found")
                 return
             self.send_response(HTTPStatus.OK)
