@@ -95,6 +95,14 @@ check_rollup = Table(  # one row per monitor and hour: uptime over days and mont
     Column("ups", Integer, nullable=False),
     Column("latency_hist", Text),  # alerting.latency buckets: "index:count,..."
 )
+check_daily = Table(  # per monitor and finished UTC day: made from check_rollup by the status page, once a day
+    "check_daily",
+    metadata,
+    Column("monitor_id", Integer, primary_key=True),
+    Column("day", Integer, primary_key=True),  # epoch seconds // 86400
+    Column("checks", Integer, nullable=False),
+    Column("ups", Integer, nullable=False),
+)
 incident = Table(  # one row per DOWN episode: the status page's incident list (error kind only, no text)
     "incident",
     metadata,

@@ -63,27 +63,27 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_.]+", "-", name.lower()).strip("-.") or "monitor"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Day:
+    """One UTC day of one monitor. ``kind``: up (100 %), minor (95-100 %), major (< 95 %),
+    maintenance (a window and no other downtime), none (no checks)."""
+
     day: date
     checks: int = 0
     ups: int = 0
     maintenance: bool = False
     incidents: int = 0
+    uptime: float | None = None
+    kind: str = "none"
 
-    @property
-    def uptime(self) -> float | None:
-        return 100.0 * self.ups / self.checks if self.checks else None
-
-    @property
-    def kind(self) -> str:
-        """up (100 %), minor (95-100 %), major (< 95 %), maintenance, none (no checks)."""
-        up = self.uptime
+    def __post_init__(self) -> None:
+        self.uptime = up = 100.0 * self.ups / self.checks if self.checks > 0 else None
         if up is None:
-            return "maintenance" if self.maintenance else "none"
-        if up >= 100.0 and not self.incidents:
-            return "maintenance" if self.maintenance else "up"
-        return "minor" if up >= 95.0 else "major"
+            self.kind = "maintenance" if self.maintenance else "none"
+        elif up >= 100.0 and not self.incidents:
+            self.kind = "maintenance" if self.maintenance else "up"
+        else:
+            self.kind = "minor" if up >= 95.0 else "major"
 
 
 @dataclass(frozen=True)
@@ -199,18 +199,20 @@ def build_page(store: Store, config: Config, spec: StatusPageSpec, now: datetime
     current_hour = int(now.timestamp()) // 3600
 
     states = store.raw_states(names)
-    daily = store.daily_counts(first_day * 24, names)
+    daily = store.daily_counts(first_day, now, names)
     trend = store.hourly_latency(current_hour - TREND_HOURS + 1, names)
     stored_incidents = store.incidents(start, names)
 
     # maintenance hours, once per distinct set of windows (usually: the global ones for everyone)
-    hours_of: dict[tuple, set[int]] = {}
+    hours_of: dict[tuple, tuple[set[int], bool]] = {}
     monitor_hours: dict[str, set[int]] = {}
+    active_now: dict[str, bool] = {}
     for name in names:
         windows = tuple(specs[name].maintenance) + tuple(config.maintenance)
         if windows not in hours_of:
-            hours_of[windows] = maintenance_hours(list(windows), start, now)
-        monitor_hours[name] = hours_of[windows]
+            hours_of[windows] = (maintenance_hours(list(windows), start, now),
+                                 active_window(list(windows), now) is not None)
+        monitor_hours[name], active_now[name] = hours_of[windows]
     all_hours = sorted(set().union(*monitor_hours.values())) if monitor_hours else []
     in_maint = store.hourly_counts(all_hours, [n for n in names if monitor_hours[n]])
 
@@ -239,6 +241,8 @@ def build_page(store: Store, config: Config, spec: StatusPageSpec, now: datetime
             for d in range(max(int(started.timestamp()) // 86400, first_day), min(last, today) + 1):
                 per_day[name][d] = per_day[name].get(d, 0) + 1
 
+    epoch = date(1970, 1, 1).toordinal()
+    dates = [date.fromordinal(d + epoch) for d in range(first_day, today + 1)]
     monitors = []
     for name in names:
         counts = daily.get(name, {})
@@ -250,16 +254,16 @@ def build_page(store: Store, config: Config, spec: StatusPageSpec, now: datetime
             out[1] += ups
         maint_days = {h // 24 for h in hours}
         cells: list[Day] = []
-        for d in range(first_day, today + 1):
+        incident_days = per_day[name]
+        for d, day in zip(range(first_day, today + 1), dates, strict=True):
             checks, ups = counts.get(d, (0, 0))
-            minus = taken_out.get(d, (0, 0))
-            cells.append(Day(date.fromordinal(d + date(1970, 1, 1).toordinal()), checks - minus[0], ups - minus[1],
-                           d in maint_days, per_day[name].get(d, 0)))
+            if d in taken_out:
+                checks, ups = checks - taken_out[d][0], ups - taken_out[d][1]
+            cells.append(Day(day, checks, ups, d in maint_days, incident_days.get(d, 0)))
         raw, since, last_check = states.get(name, (None, None, None))
-        window = active_window(list(specs[name].maintenance) + list(config.maintenance), now)
         hourly = trend.get(name, {})
         monitors.append(Monitor(
-            ids[name], public_names[name], _status(raw, window is not None), last_check, since, cells,
+            ids[name], public_names[name], _status(raw, active_now[name]), last_check, since, cells,
             [hourly.get(h) for h in range(current_hour - TREND_HOURS + 1, current_hour + 1)],
         ))
     return Page(spec.title, spec.description, now, monitors, incidents[: spec.incidents], unknown)

@@ -13,8 +13,8 @@ from markupsafe import Markup
 from alerting.status_page.data import Monitor, Page
 
 TEMPLATES = __file__.rsplit("/", 1)[0] + "/templates"
-CELL = {"up": Markup(""), "minor": Markup(" class=n"), "major": Markup(" class=x"),
-        "maintenance": Markup(" class=m"), "none": Markup(" class=e")}
+CELL = {"up": "<td>", "minor": "<td class=n>", "major": "<td class=x>", "maintenance": "<td class=m>",
+        "none": "<td class=e>"}
 
 
 def iso(t: datetime) -> str:
@@ -57,6 +57,11 @@ def day_tokens(m: Monitor) -> str:
     return " ".join(out)
 
 
+def cells(m: Monitor) -> Markup:
+    """The bar's cells, one per day (constant markup only: nothing from the config or the store)."""
+    return Markup("".join([CELL[d.kind] for d in m.days]))
+
+
 def bar_label(m: Monitor) -> str:
     bad = sum(1 for d in m.days if d.kind in ("minor", "major"))
     maint = sum(1 for d in m.days if d.maintenance)
@@ -68,7 +73,7 @@ def points(latency: list[float | None]) -> str:
     top = max((v for v in latency if v is not None), default=None)
     if not top:
         return ""
-    return " ".join(f"{i * 10},{38 - 34 * v / top:.1f}" for i, v in enumerate(latency) if v is not None)
+    return " ".join(f"{i * 10},{38 - 34 * v / top:.0f}" for i, v in enumerate(latency) if v is not None)
 
 
 def latest_ms(latency: list[float | None]) -> str:
@@ -80,7 +85,7 @@ def latest_ms(latency: list[float | None]) -> str:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       trim_blocks=False, lstrip_blocks=False)
-    env.globals.update(CELL=CELL, iso=iso, when=when, pct=pct, span=span, day_tokens=day_tokens,
+    env.globals.update(cells=cells, iso=iso, when=when, pct=pct, span=span, day_tokens=day_tokens,
                        bar_label=bar_label, points=points, latest_ms=latest_ms)
     return env
 
@@ -108,12 +113,13 @@ def render_json(page: Page) -> str:
                 "last_check": t(m.last_check),
                 "uptime_90d": None if m.uptime is None else round(m.uptime, 3),
                 "badge": f"badges/{m.id}.svg",
-                "days": [
-                    {"date": d.day.isoformat(), "status": d.kind, "checks": d.checks,
-                     "uptime": None if d.uptime is None else round(d.uptime, 3), "incidents": d.incidents,
-                     "maintenance": d.maintenance}
-                    for d in m.days
-                ],
+                "days": {  # one entry per UTC day, oldest first
+                    "from": m.days[0].day.isoformat() if m.days else None,
+                    "status": [d.kind for d in m.days],
+                    "uptime": [None if d.uptime is None else round(d.uptime, 3) for d in m.days],
+                    "incidents": [d.incidents for d in m.days],
+                    "maintenance": [d.maintenance for d in m.days],
+                },
                 "response_ms_hourly": [None if v is None else round(v, 1) for v in m.latency],
             }
             for m in page.monitors

@@ -1,4 +1,5 @@
-"""Incidents (``schema_version`` 3): one row per DOWN episode, for the public status page."""
+"""The status page's tables (``schema_version`` 3): incidents (one row per DOWN episode) and daily
+totals of the hourly rollup (filled by the page for finished days, so 90 days read 90 rows)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,6 +22,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_incident_monitor_started", "incident", ["monitor_id", "started"])
     op.create_index("ix_incident_ended", "incident", ["ended"])
+    op.create_table(
+        "check_daily",
+        sa.Column("monitor_id", sa.Integer, primary_key=True),
+        sa.Column("day", sa.Integer, primary_key=True),  # epoch seconds // 86400
+        sa.Column("checks", sa.Integer, nullable=False),
+        sa.Column("ups", sa.Integer, nullable=False),
+    )
     op.execute(sa.text("INSERT INTO schema_version (version) VALUES (3)"))
 
 
@@ -29,3 +37,4 @@ def downgrade() -> None:
     op.drop_index("ix_incident_ended", "incident")
     op.drop_index("ix_incident_monitor_started", "incident")
     op.drop_table("incident")
+    op.drop_table("check_daily")
