@@ -121,7 +121,7 @@ def built_site(tmp_path_factory) -> Path:
     config_path = scripted_store(folder)
     config = load_config(config_path)
     out = site_dir(config)
-    assert out == folder / "site"
+    assert out is not None and out == folder / "site"
     with open_store(config) as store:
         build_site(config, store, out, NOW)
     return out
