@@ -517,3 +517,39 @@ def test_a_page_for_100_monitors_stays_small(tmp_path):
     doc = json.loads((tmp_path / "site" / "status.json").read_text())
     assert {s for m in doc["monitors"] for s in m["days"]["status"]} == {"major"}  # every day: 1 of 2 checks down
     assert (tmp_path / "site" / "index.html").stat().st_size < 200 * 1024
+
+
+def test_the_served_monitor_rebuilds_the_page_each_cycle_and_serves_it(prefect_server, target, tmp_path, start_process):
+    """``alerting serve --status-page``: the flow's cycle builds the site (status_page: in the config),
+    the serving process serves it read-only, and the next cycle's page replaces it."""
+    target.route("/api", statuses=[503])
+    target.route("/web")
+    tag = f"sp-{uuid.uuid4().hex[:6]}"  # no Service Monitor block of other tests is merged in
+    config = tmp_path / "monitors.yaml"
+    config.write_text(
+        "defaults: {attempts: 1, retry_backoff: 0s}\n"
+        f"monitors:\n  - {{name: api, url: '{target.url('/api')}'}}\n  - {{name: web, url: '{target.url('/web')}'}}\n"
+        "status_page:\n  out: site\n  title: Served status\n")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**prefect_server.env, "ALERTING_MONITOR_TAG": tag, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    start_process([ALERTING, "serve", "-c", str(config), "--interval", "5s", "--name", tag, "--in-process",
+                   "--status-page", f"127.0.0.1:{port}"], env=env, log=log, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+
+    def built():
+        try:
+            answer = httpx.get(base + "/status.json", timeout=5)
+        except httpx.TransportError:
+            return None
+        return answer.json() if answer.status_code == 200 else None
+
+    first = wait_for(built, 180, what="the status page built by a served cycle", details=lambda: log.read_text()[-3000:])
+    assert first["title"] == "Served status"
+    assert {m["id"]: m["status"] for m in first["monitors"]} == {"api": "down", "web": "up"}
+    page = parse(httpx.get(base + "/", timeout=5).text)
+    assert page.banner.strip() == "Partial outage"
+    assert [(s["name"], s["status"]) for s in page.sections.values()] == [("api", "Down"), ("web", "Operational")]
+    wait_for(lambda: (built() or first)["generated_at"] != first["generated_at"], 120,
+             what="the next cycle's rebuild", details=lambda: log.read_text()[-3000:])
+    assert httpx.get(base + "/badges/", timeout=5).status_code == 404
