@@ -62,7 +62,9 @@ def median(text: str | None) -> float | None:
     thousands of them per build)."""
     if not text:
         return None
-    pairs = sorted((int(i), int(n)) for i, _, n in (part.partition(":") for part in text.split(",")))
+    pairs = [(int(i), int(n)) for i, _, n in (part.partition(":") for part in text.split(","))]
+    if any(a[0] >= b[0] for a, b in zip(pairs, pairs[1:], strict=False)):  # ``dump`` writes them in order
+        pairs.sort()
     total = sum(n for _, n in pairs)
     if not total:
         return None
