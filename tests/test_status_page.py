@@ -553,3 +553,10 @@ def test_the_served_monitor_rebuilds_the_page_each_cycle_and_serves_it(prefect_s
     wait_for(lambda: (built() or first)["generated_at"] != first["generated_at"], 120,
              what="the next cycle's rebuild", details=lambda: log.read_text()[-3000:])
     assert httpx.get(base + "/badges/", timeout=5).status_code == 404
+
+
+def test_the_one_pass_median_is_the_histogram_median():
+    from alerting import latency
+
+    for text_ in ("16:5,17:12", "3:1", "40:2,1:7,12:1", "0:4,50:4", "", "9:0"):
+        assert latency.median(text_) == latency.percentile(latency.parse(text_), 50), text_
