@@ -560,3 +560,28 @@ def test_the_one_pass_median_is_the_histogram_median():
 
     for text_ in ("16:5,17:12", "3:1", "40:2,1:7,12:1", "0:4,50:4", "", "9:0"):
         assert latency.median(text_) == latency.percentile(latency.parse(text_), 50), text_
+
+
+@pytest.mark.parametrize("statuses,overall", [
+    (["up", "up", "maintenance", "unknown"], "All systems operational"),
+    (["up", "degraded", "up"], "Degraded performance"),
+    (["up", "down", "degraded", "up"], "Partial outage"),
+    (["down", "up"], "Partial outage"),
+    (["down", "down", "up", "maintenance"], "Major outage"),
+    ([], "All systems operational"),
+])
+def test_the_banner_follows_the_statuses(statuses, overall):
+    from alerting.status_page.data import Monitor, Page
+
+    monitors = [Monitor(f"m{i}", f"m{i}", s, None, None, [], []) for i, s in enumerate(statuses)]
+    assert Page("t", None, NOW, monitors, []).overall_text == overall
+
+
+def test_a_page_with_no_public_monitor_and_an_empty_store_builds(tmp_path):
+    config_path = tmp_path / "monitors.yaml"
+    config_path.write_text("monitors:\n  - {name: api, url: 'http://127.0.0.1:9/'}\nstatus_page:\n  out: site\n  tags: [public]\n")
+    proc = alerting(["status-page", "build", "-c", str(config_path)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = parse((tmp_path / "site" / "index.html").read_text())
+    assert page.banner.strip() == "All systems operational" and page.sections == {}
+    assert json.loads((tmp_path / "site" / "status.json").read_text())["monitors"] == []

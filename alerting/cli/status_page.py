@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from alerting.cli.app import ConfigOption, app, command, fail, load, out, report_problems, sub_app
+from alerting.cli.app import (
+    ConfigOption,
+    app,
+    command,
+    fail,
+    load,
+    out,
+    report_problems,
+    sub_app,
+    with_block_monitors,
+)
 
 status_page_app = sub_app("status-page", "The public status page: a static site built from the state store.")
 app.add_typer(status_page_app)
@@ -36,9 +46,12 @@ def build(
     if target is None:
         fail(f"{config}: field 'status_page': not in the config; give --out DIR or add a status_page: section")
     if cfg.status_page is not None:
+        listed = [m.name for m in cfg.status_page.monitors]
+        if not set(listed) <= {s.name for s in cfg.monitors}:
+            cfg = with_block_monitors(cfg)  # a name not in the YAML file may be a Service Monitor block
         names = {s.name for s in cfg.monitors}
-        unknown = [f"{config}: field 'status_page.monitors[{i}]': no monitor named {m.name!r}"
-                   for i, m in enumerate(cfg.status_page.monitors) if m.name not in names]
+        unknown = [f"{config}: field 'status_page.monitors[{i}]': no monitor named {name!r}"
+                   for i, name in enumerate(listed) if name not in names]
         if unknown:
             fail("; ".join(unknown))
     try:

@@ -31,6 +31,7 @@ STATUS_TEXT = {
 }
 OVERALL_TEXT = {
     "operational": "All systems operational",
+    "degraded": "Degraded performance",
     "partial": "Partial outage",
     "major": "Major outage",
 }
@@ -130,11 +131,15 @@ class Page:
 
     @property
     def overall(self) -> str:
+        """major: more than half of the monitors with a status are down; partial: some are down;
+        degraded: none down, some degraded; else operational (maintenance and no data count for neither)."""
         seen = [m.status for m in self.monitors if m.status in ("up", "degraded", "down")]
         down = seen.count("down")
         if down and down * 2 > len(seen):
             return "major"
-        return "partial" if down or "degraded" in seen else "operational"
+        if down:
+            return "partial"
+        return "degraded" if "degraded" in seen else "operational"
 
     @property
     def overall_text(self) -> str:
