@@ -77,7 +77,11 @@ def _swap(new: Path, out: Path) -> Path | None:
         return new  # the names swapped: ``new`` now holds the old site
     old = new.with_name(new.name + ".old")
     os.rename(out, old)
-    os.rename(new, out)
+    try:
+        os.rename(new, out)
+    except OSError:
+        os.rename(old, out)  # put the old site back
+        raise
     return old
 
 
