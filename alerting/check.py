@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
@@ -32,6 +33,7 @@ USER_AGENT = f"outage-alerting/{__version__} (+https://github.com/)"
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
+Slot = Callable[[], AbstractContextManager]  # held around each attempt, never during a retry's wait
 
 
 def build_session(pool_size: int = 32) -> requests.Session:
@@ -257,15 +259,19 @@ def check(
     session: requests.Session | None = None,
     sleep: Sleep = time.sleep,
     clock: Callable[[], float] = time.perf_counter,
+    slot: Slot = nullcontext,
 ) -> CheckResult:
     """Check one monitor with tenacity retries; never raises.
+
+    ``slot`` is entered around each attempt only (a per-host limit, say): the wait between attempts
+    holds nothing, so healthy monitors never queue behind a failing one's backoff.
 
     An exception from our own code (not from the network) becomes a ``check_error`` result, which
     the policy keeps apart from the service being down; it is logged with its type only, never with
     the URL (which may carry secrets).
     """
     try:
-        return _check(spec, session, sleep, clock)
+        return _check(spec, session, sleep, clock, slot)
     except Exception as exc:  # noqa: BLE001 - one monitor's bug never crashes a batch
         log.error("The check of %s failed inside the toolkit (%s); reported as a check error",
                   spec.name, type(exc).__name__)
@@ -282,7 +288,8 @@ def _safe_url(url: str) -> str:
         return "<url hidden>"
 
 
-def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, clock: Callable[[], float]) -> CheckResult:
+def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, clock: Callable[[], float],
+           slot: Slot) -> CheckResult:
     own_session = session is None
     session = session or build_session(4)
     backoff = wait_exponential_jitter(
@@ -303,9 +310,13 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         sleep=sleep,
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )
+    def attempt() -> Attempt:
+        with slot():
+            return attempt_once(session, spec, clock)
+
     started = clock()
     try:
-        last = retrying(attempt_once, session, spec, clock)
+        last = retrying(attempt)
         attempts = retrying.statistics.get("attempt_number", 1)
     finally:
         if own_session:

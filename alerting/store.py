@@ -102,20 +102,25 @@ def _state_values(state: MonitorState, now: datetime) -> dict:
 class Tx:
     """Operations inside one transaction (see ``Store.begin``)."""
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, known_ids: dict[str, int] | None = None):
         self.conn = conn
+        self.known_ids = known_ids if known_ids is not None else {}  # committed rows: ids never change
+        self.new_ids: dict[str, int] = {}  # inserted here: known to others only after the commit
 
     # -- monitor state
     def ids(self, names: Iterable[str]) -> dict[str, int]:
         names = list(dict.fromkeys(names))
-        if not names:
-            return {}
-        rows = self.conn.execute(select(monitor_state.c.monitor, monitor_state.c.id).where(monitor_state.c.monitor.in_(names)))
-        known = {r.monitor: r.id for r in rows}
-        for name in names:
+        known = {n: i for n in names if (i := self.known_ids.get(n, self.new_ids.get(n))) is not None}
+        missing = [n for n in names if n not in known]
+        if not missing:
+            return known
+        rows = self.conn.execute(select(monitor_state.c.monitor, monitor_state.c.id).where(monitor_state.c.monitor.in_(missing)))
+        for r in rows:
+            known[r.monitor] = self.known_ids[r.monitor] = r.id
+        for name in missing:
             if name not in known:
                 inserted = self.conn.execute(monitor_state.insert().values(monitor=name, changes="[]"))
-                known[name] = inserted.inserted_primary_key[0]  # type: ignore[index]
+                known[name] = self.new_ids[name] = inserted.inserted_primary_key[0]  # type: ignore[index]
         return known
 
     def states(self, names: Iterable[str]) -> dict[str, MonitorState]:
@@ -261,6 +266,7 @@ def _row(r) -> OutboxRow:
 class Store:
     def __init__(self, url: str):
         self.url = url
+        self._ids: dict[str, int] = {}  # monitor name -> monitor_state id (rows are never deleted)
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -343,7 +349,9 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Tx]:
         with self.engine.begin() as conn:
-            yield Tx(conn)
+            tx = Tx(conn, self._ids)
+            yield tx
+        self._ids.update(tx.new_ids)  # committed
 
     # -- reads for the CLI and the artifact
     def last_checked(self) -> dict[str, datetime]:
@@ -421,24 +429,27 @@ class Store:
         1,000 monitors and 90 days); recent days are summed from the hourly rollup each time. A day
         counts as finished an hour after it ends (a cycle running across midnight has committed)."""
         settled = (int(now.timestamp()) - 3600) // 86400  # days before this one are finished
-        with self.begin() as tx:  # SQLite: one writer at a time, so two builders fill it once
-            through = tx.get_meta("daily_through")
-            done = int(through) if through is not None else None
-            if done is None or done < settled - 1:
-                start = 0 if done is None else done + 1
-                c = check_rollup.c
-                day = (c.hour // 24).label("day")
-                fill = (
-                    select(c.monitor_id, day, func.sum(c.checks), func.sum(c.ups))
-                    .where(c.hour >= start * 24, c.hour < settled * 24)
-                    .group_by(c.monitor_id, day)
-                )
+        with self.engine.connect() as conn:
+            through = conn.execute(select(meta.c.value).where(meta.c.key == "daily_through")).scalar()
+        if through is None or int(through) < settled - 1:
+            # summed on a read connection (no lock: the recorder keeps writing), stored in a short write
+            start = 0 if through is None else int(through) + 1
+            c = check_rollup.c
+            day = (c.hour // 24).label("day")
+            fill = (
+                select(c.monitor_id, day, func.sum(c.checks), func.sum(c.ups))
+                .where(c.hour >= start * 24, c.hour < settled * 24)
+                .group_by(c.monitor_id, day)
+            )
+            with self.engine.connect() as conn:
                 rows = [{"monitor_id": m, "day": int(d), "checks": int(n), "ups": int(u)}
-                        for m, d, n, u in tx.conn.execute(fill)]
-                tx.conn.execute(check_daily.delete().where(check_daily.c.day >= start, check_daily.c.day < settled))
-                if rows:
-                    tx.conn.execute(check_daily.insert(), rows)
-                tx.set_meta("daily_through", str(settled - 1))
+                        for m, d, n, u in conn.execute(fill)]
+            with self.begin() as tx:
+                if tx.get_meta("daily_through") == through:  # else another builder stored them meanwhile
+                    tx.conn.execute(check_daily.delete().where(check_daily.c.day >= start, check_daily.c.day < settled))
+                    if rows:
+                        tx.conn.execute(check_daily.insert(), rows)
+                    tx.set_meta("daily_through", str(settled - 1))
         d, r = check_daily.c, check_rollup.c
         finished = (
             select(monitor_state.c.monitor, d.day, d.checks, d.ups)

@@ -34,8 +34,9 @@ import pytest
 from sqlalchemy import text
 
 from alerting.config import load_config
-from alerting.cycle import open_store, record_cycle, run_cycle
+from alerting.cycle import open_store, run_cycle
 from alerting.models import CheckResult, ErrorKind
+from alerting.record import record_cycle
 from alerting.status_page.build import build_after_cycle, build_site, site_dir
 from alerting.status_page.write import MARKER, SiteError, publish
 from toolkit import Receiver, Target, free_port, wait_for
@@ -533,7 +534,7 @@ def test_the_served_monitor_rebuilds_the_page_each_cycle_and_serves_it(prefect_s
     port = free_port()
     log = tmp_path / "serve.log"
     env = {**prefect_server.env, "ALERTING_MONITOR_TAG": tag, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    start_process([ALERTING, "serve", "-c", str(config), "--interval", "5s", "--name", tag, "--in-process",
+    start_process([ALERTING, "serve", "-c", str(config), "--interval", "5s", "--name", tag,
                    "--status-page", f"127.0.0.1:{port}"], env=env, log=log, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
 

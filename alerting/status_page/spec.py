@@ -43,7 +43,7 @@ class StatusPageSpec(BaseModel):
     out: str = Field(min_length=1, max_length=4096, description="directory of the site, relative to the config file")
     title: str = Field(default="Service status", min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=500, description="a line under the title")
-    build_every_cycle: bool = Field(default=True, description="rebuild after each served cycle")
+    build_every_cycle: bool = Field(default=True, description="rebuild in each flow run of the served monitor")
     tags: list[str] = Field(default_factory=list, description="monitors with any of these tags are public")
     monitors: list[PublicMonitor] = Field(default_factory=list, description="public monitors, by name")
     incidents: int = Field(default=20, ge=0, le=500, description="how many recent incidents the page lists")
