@@ -198,9 +198,15 @@ class Tx:
             )
 
     # -- incidents (the status page's list): opened when a monitor is confirmed DOWN, closed when it is not
-    def record_incidents(self, states: list[MonitorState], results: list[CheckResult], now: datetime) -> None:
+    def record_incidents(self, states: list[MonitorState], results: list[CheckResult], now: datetime,
+                         before: dict[str, MonitorState] | None = None) -> None:
         """Open an incident for each monitor newly DOWN (its error kind and HTTP status from this
-        cycle's result, never its error text), close the open one of each monitor no longer DOWN."""
+        cycle's result, never its error text), close the open one of each monitor no longer DOWN.
+        With ``before`` (the states this cycle started from), only monitors that went into or out
+        of DOWN are looked at: a cycle without such a change costs no query."""
+        if before is not None:
+            states = [s for s in states
+                      if (s.status.value == "DOWN") != (s.monitor in before and before[s.monitor].status.value == "DOWN")]
         if not states:
             return
         ids = self.ids(s.monitor for s in states)
