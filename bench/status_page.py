@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -77,7 +78,7 @@ def main() -> None:
         t = time.perf_counter()
         config = fill(tmp, monitors, args.days, now)
         print(f"{monitors} monitors: filled {args.days} days of hourly rollups and incidents in "
-              f"{time.perf_counter() - t:.0f} s ({tmp})")
+              f"{time.perf_counter() - t:.0f} s")
         cfg = load_config(config)
         out = site_dir(cfg)
         assert out is not None
@@ -98,6 +99,7 @@ def main() -> None:
               f"{statistics.median(times):.2f} s, min {min(times):.2f} s over {args.runs} runs")
         print(f"  index.html {html / 1024:.0f} KB, status.json {(out / 'status.json').stat().st_size / 1024:.0f} KB, "
               f"badges {badges / 1024:.0f} KB; banner: {page.overall_text}; {len(page.incidents)} incidents listed")
+        shutil.rmtree(tmp, ignore_errors=True)
     sys.stdout.flush()
 
 
