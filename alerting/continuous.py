@@ -44,6 +44,7 @@ log = logging.getLogger("alerting.serve")
 
 RELOAD_EVERY = 2.0  # seconds between looks at the config file's modification time
 PRUNE_EVERY = 600.0  # seconds between history prunes
+TICK = 0.02  # seconds: the timetable's resolution (slots stay exact; a check starts at most this late)
 _running: dict[str, ContinuousMonitor] = {}  # config path -> the monitor checking it in this process
 
 
@@ -217,7 +218,7 @@ class ContinuousMonitor:
             with self._lock:
                 due = self.timetable.next_due()
             wait = min(next_reload, due if due is not None else next_reload) - time.monotonic()
-            self._wake.wait(max(0.0, wait))
+            self._wake.wait(max(TICK, wait))  # slots due within a tick are dispatched together
             self._wake.clear()
 
     def _dispatch(self, now: float) -> None:
