@@ -85,12 +85,9 @@ def render_down(
 
 
 def _expected(spec: MonitorSpec) -> str:
-    parts = [spec.expectation()]
-    if spec.contains is not None:
-        parts.append(f"body contains {spec.contains!r}")
-    if spec.not_contains is not None:
-        parts.append(f"body without {spec.not_contains!r}")
-    return ", ".join(parts)
+    from alerting.checks import expectation  # each type says what passing means
+
+    return expectation(spec)
 
 
 def render_test(title: str, body: str) -> AlertMessage:
