@@ -230,13 +230,8 @@ def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], f
 
 
 def _peer_cert(response: requests.Response) -> bytes | None:
-    """The server certificate (DER) of the connection that answered, while it is still open."""
-    try:
-        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-        der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-    except (OSError, ValueError):
-        return None
-    return der or None
+    """The server certificate (DER) of the connection that answered (``alerting.deadline`` keeps it)."""
+    return getattr(getattr(response.raw, "connection", None), "peer_cert", None)
 
 
 class HttpChecker:
