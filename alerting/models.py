@@ -530,6 +530,9 @@ class AlertKind(str, Enum):
     RESOLVED = "RESOLVED"
     REMINDER = "REMINDER"
     FLAPPING = "FLAPPING"
+    # the warning level (DEGRADED: up, but slow or its certificate expiring); its RESOLVED has level "warning"
+    SLOW = "SLOW"
+    CERT_EXPIRING = "CERT_EXPIRING"
 
 
 @dataclass(frozen=True)
@@ -551,6 +554,13 @@ class MonitorState:
     silence_reason: str | None = None
     changes: tuple[datetime, ...] = ()  # confirmed UP<->DOWN changes inside the flap window
     flapping: bool = False
+    # the warning level, beside UP (never while DOWN: DOWN wins): slow, or a certificate expiring
+    degraded: bool = False  # confirmed: degraded_threshold consecutive passing runs with a warning
+    notified_degraded: bool = False  # a SLOW / CERT_EXPIRING alert was sent, and no RESOLVED yet
+    consecutive_warnings: int = 0
+    degraded_since: datetime | None = None
+    warning_kind: str | None = None  # ErrorKind value of the last warning (slow, cert_expiring)
+    warning_text: str | None = None  # what the last warning said
 
     def silenced(self, now: datetime) -> bool:
         return self.silenced_until is not None and now < self.silenced_until
@@ -567,6 +577,7 @@ class AlertEvent:
     last_error: str | None = None
     result: CheckResult | None = None  # the check that led to it
     detail: str = ""  # FLAPPING: how many changes in what window; held DOWN: why it comes late
+    level: str = "down"  # "warning" for SLOW, CERT_EXPIRING and the RESOLVED that ends them
 
     @property
     def downtime(self) -> timedelta | None:

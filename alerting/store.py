@@ -74,6 +74,12 @@ def _state_from_row(row) -> MonitorState:
         silence_reason=row.silence_reason,
         changes=tuple(datetime.fromtimestamp(t, timezone.utc) for t in json.loads(row.changes or "[]")),
         flapping=bool(row.flapping),
+        degraded=bool(row.degraded),
+        notified_degraded=bool(row.notified_degraded),
+        consecutive_warnings=row.consecutive_warnings or 0,
+        degraded_since=row.degraded_since,
+        warning_kind=row.warning_kind,
+        warning_text=row.warning_text,
     )
 
 
@@ -94,6 +100,12 @@ def _state_values(state: MonitorState, now: datetime) -> dict:
         "changes": json.dumps([round(t.timestamp(), 3) for t in state.changes]),
         "flapping": state.flapping,
         "updated_at": now,
+        "degraded": state.degraded,
+        "notified_degraded": state.notified_degraded,
+        "consecutive_warnings": state.consecutive_warnings,
+        "degraded_since": state.degraded_since,
+        "warning_kind": state.warning_kind,
+        "warning_text": state.warning_text,
     }
 
 
