@@ -23,7 +23,7 @@ from alerting.checks.base import Attempt, Context, elapsed_ms
 from alerting.checks.http import BODY_LIMIT, attempt_once, classify_exception
 from alerting.deadline import DeadlineAdapter
 from alerting.models import CheckResult, ErrorKind, MonitorSpec
-from alerting.redact import redact_target_url
+from alerting.redact import redact_target_url, scrub
 
 USER_AGENT = f"outage-alerting/{__version__} (+https://github.com/)"
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         attempts=attempts,
         elapsed_ms=round((clock() - started) * 1000, 1),
         error=last.error,
-        message=last.message,
+        message=scrub(last.message),  # a condition, a reply or a value seen may hold a ${VAR} secret
         final_url=_safe_url(last.final_url) if last.final_url else None,
         type=spec.type,
         **_warning(spec, last),
@@ -136,7 +136,7 @@ def _warning(spec: MonitorSpec, last: Attempt) -> dict:
     if not last.ok:
         return {}
     if last.warning is not None:
-        return {"warning": last.warning, "warning_message": last.warning_message}
+        return {"warning": last.warning, "warning_message": scrub(last.warning_message)}
     if spec.degraded_after is not None and last.latency_ms is not None and last.latency_ms > spec.degraded_after * 1000:
         return {"warning": ErrorKind.SLOW,
                 "warning_message": f"answered in {last.latency_ms:,.0f} ms, slower than degraded_after "

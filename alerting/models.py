@@ -318,7 +318,9 @@ class MonitorSpec(BaseModel):
         description="http: conditions on the JSON body, all must hold: '$.status == UP', "
         "'$.db.latency_ms < 250', 'len($.items) > 0', '$.tags contains prod'",
     )
-    send: str | None = Field(default=None, max_length=4096, description="tcp: text to send after connecting")
+    send: SecretStr | None = Field(
+        default=None, max_length=4096, description="tcp: text to send after connecting (a secret: never shown)"
+    )
     expect: str | None = Field(default=None, max_length=4096, description="tcp: text the reply must contain")
     record_type: str = Field(default="A", description="dns: A, AAAA, CNAME, MX, TXT or NS")
     expect_values: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(

@@ -58,8 +58,11 @@ def spec_problems(spec: MonitorSpec, given: Iterable[str]) -> list[tuple[str, st
 
 
 def expectation(spec: MonitorSpec) -> str:
+    """What passing means, for alert texts; ``${VAR}`` values (a condition may hold one) masked."""
+    from alerting.redact import scrub
+
     checker = CHECKERS.get(spec.type)
-    return checker.expectation(spec) if checker is not None else spec.type
+    return scrub(checker.expectation(spec)) if checker is not None else spec.type
 
 
 __all__ = ["CHECKERS", "Checker", "checker_for", "expectation", "spec_problems", "type_fields"]

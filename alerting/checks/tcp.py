@@ -39,7 +39,7 @@ class TcpChecker:
                     if spec.send is None and spec.expect is None:
                         return Attempt(True, None, connected, message=f"port {port} open")
                     if spec.send is not None:
-                        sock.sendall(spec.send.encode())
+                        sock.sendall(spec.send.get_secret_value().encode())
                     reply = _read_until(sock, spec.expect)
             except OSError as exc:
                 if scope.expired:
