@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import requests
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
@@ -22,7 +23,7 @@ from alerting.checks import checker_for
 from alerting.checks.base import Attempt, Context, elapsed_ms
 from alerting.checks.http import BODY_LIMIT, attempt_once, classify_exception
 from alerting.deadline import DeadlineAdapter
-from alerting.models import CheckResult, ErrorKind, MonitorSpec
+from alerting.models import CheckResult, ErrorKind, MonitorSpec, utcnow
 from alerting.redact import redact_target_url, scrub
 
 USER_AGENT = f"outage-alerting/{__version__} (+https://github.com/)"
@@ -50,6 +51,7 @@ def check(
     session: requests.Session | None = None,
     sleep: Sleep = time.sleep,
     clock: Callable[[], float] = time.perf_counter,
+    now: Callable[[], datetime] = utcnow,
 ) -> CheckResult:
     """Check one monitor with tenacity retries; never raises.
 
@@ -58,7 +60,7 @@ def check(
     the URL (which may carry secrets).
     """
     try:
-        return _check(spec, session, sleep, clock)
+        return _check(spec, session, sleep, clock, now)
     except Exception as exc:  # noqa: BLE001 - one monitor's bug never crashes a batch
         log.error("The check of %s failed inside the toolkit (%s); reported as a check error",
                   spec.name, type(exc).__name__)
@@ -75,7 +77,8 @@ def _safe_url(url: str) -> str:
         return "<url hidden>"
 
 
-def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, clock: Callable[[], float]) -> CheckResult:
+def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, clock: Callable[[], float],
+           now: Callable[[], datetime] = utcnow) -> CheckResult:
     own_session = session is None and spec.type == "http"  # the other types open their own sockets
     session = session or (build_session(4) if own_session else None)
     backoff = wait_exponential_jitter(
@@ -90,7 +93,7 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         return base
 
     checker = checker_for(spec.type)
-    context = Context(session, clock)
+    context = Context(session, clock, now)
 
     def attempt() -> Attempt:
         started = clock()

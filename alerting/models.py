@@ -186,6 +186,9 @@ class ErrorKind(str, Enum):
     DNS_TIMEOUT = "dns_timeout"  # dns: the resolver did not answer
     CERT_EXPIRED = "cert_expired"  # tls: the certificate is past its notAfter
     CERT_INVALID = "cert_invalid"  # tls: hostname mismatch, untrusted chain, self-signed
+    STALE_DEPLOYMENT = "stale_deployment"  # prefect-deployment: no Completed run within max_age
+    DEPLOYMENT_FAILED = "deployment_failed"  # prefect-deployment: a Failed/Crashed run since the last Completed
+    DEPLOYMENT_MISSING = "deployment_missing"  # prefect-deployment: no such deployment
     # warnings: the check passed, but the monitor is DEGRADED (alerting.policy; never DOWN)
     SLOW = "slow"  # slower than degraded_after
     CERT_EXPIRING = "cert_expiring"  # fewer days left than cert_expiry_warning
@@ -334,6 +337,12 @@ class MonitorSpec(BaseModel):
     degraded_after: Annotated[float | None, BeforeValidator(_off_or_latency)] = Field(
         default=None, description="slower than this (the last attempt's latency) is DEGRADED, not DOWN: 100ms to 5m",
     )
+    max_age: Annotated[float | None, _within(MINUTE, 366 * DAY)] = Field(
+        default=None, description="prefect-deployment: the last Completed run must have ended within this: 1m to 366d"
+    )
+    fail_on_failed_run: bool = Field(
+        default=True, description="prefect-deployment: a Failed or Crashed run after the last Completed is DOWN"
+    )
     degraded_threshold: int = Field(
         default=1, ge=1, le=1000, description="consecutive degraded runs (slow, certificate expiring) before a warning"
     )
@@ -360,7 +369,7 @@ class MonitorSpec(BaseModel):
         """No ``type``: the URL's scheme says it (``tcp://`` is a tcp monitor); http(s) is http."""
         if isinstance(data, dict) and data.get("type") is None and isinstance(data.get("url"), str):
             scheme, sep, _ = data["url"].strip().partition("://")
-            if sep and scheme.lower() not in ("http", "https") and scheme.isalnum():
+            if sep and scheme.lower() not in ("http", "https") and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
                 return {**data, "type": scheme.lower()}
         return data
 

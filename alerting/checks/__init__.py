@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from alerting.checks import dns, http, tcp, tls
+from alerting.checks import dns, http, prefect_deployment, tcp, tls
 from alerting.checks.base import Checker
 from alerting.models import MonitorSpec
 
@@ -17,6 +17,7 @@ CHECKERS: dict[str, Checker] = {
     "tcp": tcp.CHECKER,
     "dns": dns.CHECKER,
     "tls": tls.CHECKER,
+    "prefect-deployment": prefect_deployment.CHECKER,
 }
 
 

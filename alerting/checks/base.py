@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from alerting.models import ErrorKind, MonitorSpec
+from alerting.models import ErrorKind, MonitorSpec, utcnow
 
 Clock = Callable[[], float]
 
@@ -32,10 +33,12 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Context:
-    """What an attempt may use: the pooled HTTP session (``requests.Session``; http only) and the clock."""
+    """What an attempt may use: the pooled HTTP session (``requests.Session``; http only), the clock for
+    latencies and the wall clock (``now``: injected by tests of time-based checks)."""
 
     session: Any
     clock: Clock
+    now: Callable[[], datetime] = utcnow
 
 
 class Checker(Protocol):

@@ -15,7 +15,7 @@ def check(
     url: str = typer.Argument(
         ..., metavar="URL",
         help="What to check: an http(s) URL, tcp://host:port, dns://name?type=MX&resolver=IP&expect=VALUE, "
-        "tls://host[:port].",
+        "tls://host[:port], prefect-deployment://FLOW/DEPLOYMENT?max_age=26h.",
     ),
     expect_status: str | None = typer.Option(
         None, "--expect-status", metavar="CODES", help="Accepted codes, e.g. 200,204 (default: any 2xx)."),
@@ -80,19 +80,28 @@ def check(
     raise typer.Exit(0 if result.ok else 1)
 
 
+QUERY_FIELDS = {  # URL query parameters that stand for monitor fields, per scheme
+    "dns": {"type": "record_type", "resolver": "resolver", "expect": "expect_values"},
+    "prefect-deployment": {"max_age": "max_age", "fail_on_failed_run": "fail_on_failed_run"},
+}
+
+
 def url_fields(url: str) -> dict:
-    """``url`` and what a dns:// URL's query says (type, resolver, expect) as monitor fields."""
+    """``url`` and what the query of a dns:// or prefect-deployment:// URL says, as monitor fields
+    (``dns://example.com?type=MX&resolver=1.1.1.1&expect=mail.example.com``,
+    ``prefect-deployment://etl/nightly?max_age=26h``)."""
     from urllib.parse import parse_qsl, urlsplit
 
-    if not url.strip().lower().startswith("dns://"):
+    scheme = url.strip().partition("://")[0].lower()
+    names = QUERY_FIELDS.get(scheme)
+    if names is None:
         return {"url": url}
     parts = urlsplit(url.strip())
     fields: dict = {"url": parts._replace(query="").geturl()}
-    names = {"type": "record_type", "resolver": "resolver", "expect": "expect_values"}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in names:
-            raise ValueError(f"unknown query parameter {key!r} in a dns:// URL (use type, resolver, expect)")
-        if key == "expect":
+            raise ValueError(f"unknown query parameter {key!r} in a {scheme}:// URL (use {', '.join(names)})")
+        if names[key] == "expect_values":
             fields.setdefault("expect_values", []).append(value)
         else:
             fields[names[key]] = value
@@ -101,7 +110,8 @@ def url_fields(url: str) -> dict:
 
 def _bad(field: str, message: str) -> None:
     names = {"url": "URL", "retry_backoff": "--backoff", "": "--backoff", "conditions": "--json-condition",
-             "record_type": "URL ?type=", "resolver": "URL ?resolver=", "expect_values": "URL ?expect="}
+             "record_type": "URL ?type=", "resolver": "URL ?resolver=", "expect_values": "URL ?expect=",
+             "max_age": "URL ?max_age=", "fail_on_failed_run": "URL ?fail_on_failed_run="}
     base = field.split("[", 1)[0]
     name = names.get(base, f"--{base.replace('_', '-')}")
     err.print(f"[bold red]error:[/] {name}: {escape(message.removeprefix('Value error, '))}", markup=True)
