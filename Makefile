@@ -27,6 +27,7 @@ bench: setup          # every figure of the Performance section in one run (~35 
 	$(VENV)/bin/python bench/check_speed.py
 	$(VENV)/bin/python bench/cycle.py
 	$(VENV)/bin/python bench/status_speed.py
+	$(VENV)/bin/python bench/check_types.py
 	$(VENV)/bin/python bench/steady.py --monitors 1000 --in-process
 	$(VENV)/bin/python bench/steady.py --monitors 5000 --in-process
 	$(VENV)/bin/python bench/steady.py --monitors 5000
