@@ -258,3 +258,23 @@ def test_cli_checks_tcp_dns_and_json_conditions(dns_server, target):
 def test_cli_bad_type_specific_input_is_exit_2(args, said):
     done = cli(*args)
     assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_drill_of_a_tcp_monitor_never_contacts_its_target(tmp_path, receiver):
+    from alerting.config import parse_config
+    from alerting.standalone import run_drill
+
+    listener = TCPListener()
+    try:
+        config = parse_config(
+            f"state_url: sqlite:///{tmp_path}/state.db\nchannels:\n  ops: {receiver.apprise_url()}\n"
+            f"monitors:\n  - name: db\n    url: {listener.url}\n    channels: [ops]\n",
+            str(tmp_path / "monitors.yaml"),
+        )
+        result, deliveries = run_drill(config, config.monitor("db"))
+        assert not result.ok and result.error is ErrorKind.TCP_REFUSED and "alerting drill" in result.message
+        assert deliveries and all(d.ok for d in deliveries)
+        assert receiver.wait_for(1, timeout=30) and receiver.titles() == ["[DRILL] DOWN: db"]
+        assert listener.accepted == 0
+    finally:
+        listener.close()
