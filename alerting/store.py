@@ -109,6 +109,11 @@ def _state_values(state: MonitorState, now: datetime) -> dict:
     }
 
 
+def _history_error(result: CheckResult) -> str | None:
+    kind = result.error or result.warning
+    return kind.value if kind is not None else None
+
+
 class Tx:
     """Operations inside one transaction (see ``Store.begin``)."""
 
@@ -162,7 +167,8 @@ class Tx:
                     "ok": r.ok,
                     "status": r.status_code,
                     "latency_ms": None if r.latency_ms is None else int(round(r.latency_ms)),
-                    "error": r.error.value if r.error is not None else None,
+                    # an ok check with a warning keeps it here (slow, cert_expiring): history shows DEGRADED runs
+                    "error": _history_error(r),
                 }
                 for r in results
             ],

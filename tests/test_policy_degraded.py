@@ -133,6 +133,7 @@ def test_a_slow_target_is_degraded_then_resolved_never_down(tmp_path, target, re
         assert report.ok and report.results[0].warning is ErrorKind.SLOW
         assert [e.kind for e in report.events] == [AlertKind.SLOW]
         assert status_rows(store, config, T0)[0]["status"] == "DEGRADED"
+        assert [(h["ok"], h["error"]) for h in store.history("api", 1)] == [(True, "slow")]
         deliver_pending(store, config, now=T0)
         assert receiver.wait_for(1, timeout=30) and receiver.titles()[0].startswith("SLOW: api")
         target.routes["/api"].delay = 0.0
