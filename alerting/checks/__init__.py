@@ -39,12 +39,10 @@ def spec_problems(spec: MonitorSpec, given: Iterable[str]) -> list[tuple[str, st
     defaults excluded), and what the type's own checker finds."""
     checker = CHECKERS.get(spec.type)
     if checker is None:
-        others = ", ".join(f"{s}://" for c in CHECKERS.values() for s in c.schemes if c.name != "http")
         if spec.url.split("://", 1)[0].lower() == spec.type:  # the type came from the URL's scheme
             from alerting.redact import redact_target_url
 
-            return [("url", f"expected an http:// or https:// URL with a host, got {redact_target_url(spec.url)!r} "
-                            f"(other monitor types: {others})")]
+            return [("url", f"expected an http:// or https:// URL with a host, got {redact_target_url(spec.url)!r}")]
         return [("type", f"unknown monitor type {spec.type!r} (known: {', '.join(CHECKERS)})")]
     scheme = spec.url.split("://", 1)[0].lower()
     if scheme not in checker.schemes:
