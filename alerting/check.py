@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 import requests
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 __all__ = ["BODY_LIMIT", "Attempt", "attempt_once", "build_session", "check", "classify_exception"]
 
 Sleep = Callable[[float], None]
+Slot = Callable[[], AbstractContextManager]  # held around each attempt, never during a retry's wait
 
 
 def build_session(pool_size: int = 32) -> requests.Session:
@@ -51,16 +53,20 @@ def check(
     session: requests.Session | None = None,
     sleep: Sleep = time.sleep,
     clock: Callable[[], float] = time.perf_counter,
+    slot: Slot = nullcontext,
     now: Callable[[], datetime] = utcnow,
 ) -> CheckResult:
     """Check one monitor with tenacity retries; never raises.
+
+    ``slot`` is entered around each attempt only (a per-host limit, say): the wait between attempts
+    holds nothing, so healthy monitors never queue behind a failing one's backoff.
 
     An exception from our own code (not from the network) becomes a ``check_error`` result, which
     the policy keeps apart from the service being down; it is logged with its type only, never with
     the URL (which may carry secrets).
     """
     try:
-        return _check(spec, session, sleep, clock, now)
+        return _check(spec, session, sleep, clock, slot, now)
     except Exception as exc:  # noqa: BLE001 - one monitor's bug never crashes a batch
         log.error("The check of %s failed inside the toolkit (%s); reported as a check error",
                   spec.name, type(exc).__name__)
@@ -78,7 +84,7 @@ def _safe_url(url: str) -> str:
 
 
 def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, clock: Callable[[], float],
-           now: Callable[[], datetime] = utcnow) -> CheckResult:
+           slot: Slot = nullcontext, now: Callable[[], datetime] = utcnow) -> CheckResult:
     own_session = session is None and spec.type == "http"  # the other types open their own sockets
     session = session or (build_session(4) if own_session else None)
     backoff = wait_exponential_jitter(
@@ -96,12 +102,13 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
     context = Context(session, clock, now)
 
     def attempt() -> Attempt:
-        started = clock()
-        try:
-            return checker.attempt(spec, context)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed result
-            found = checker.classify(exc, spec)
-            return Attempt(**{**found.__dict__, "latency_ms": elapsed_ms(clock, started)})
+        with slot():  # held around the attempt only, never during a retry's wait
+            started = clock()
+            try:
+                return checker.attempt(spec, context)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a typed result
+                found = checker.classify(exc, spec)
+                return Attempt(**{**found.__dict__, "latency_ms": elapsed_ms(clock, started)})
 
     retrying = Retrying(
         stop=stop_after_attempt(spec.attempts),

@@ -192,7 +192,7 @@ class Config:
     # alert lifecycle (docs/lifecycle.md)
     state_url: str | None = None  # SQLAlchemy URL; default sqlite under <config dir>/.alerting/
     maintenance: list[MaintenanceWindow] = field(default_factory=list)  # global windows
-    storm_threshold: int = 5  # this many DOWN in one run: one message per channel
+    storm_threshold: int = 5  # this many DOWN in one group (results within 0.2 s): one message per channel
     fallback_channel: str | None = None
     fallback_after: int = 3  # failed delivery attempts before the fallback channel gets a copy
     history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)

@@ -1,41 +1,33 @@
 """One monitoring cycle without Prefect: pick the monitors due, check them, record what the policy decides.
 
-    config -> due monitors -> checks (threads, isolated) -> policy -> ONE transaction:
-    states + history + outbox rows
+    config -> due monitors -> checks (threads, isolated) -> as each check ends: policy -> ONE
+    transaction per group (alerting/recorder.py): states + history + outbox rows -> deliverer woken
 
-The Prefect flow, the serving process in degraded mode and ``alerting run`` without an API all
-call ``run_cycle``; ``alerting.outbox.deliver_pending`` then sends what it queued. Nothing here
-needs the Prefect API, so checks and alerts go on when the orchestrator is down.
+The Prefect flow (``alerting run``, ``serve --runner prefect``) and ``alerting run`` without an API
+call ``run_cycle``; a ``Deliverer`` (alerting/deliverer.py) sends what it queued while the rest of
+the cycle runs. Nothing here needs the Prefect API, so checks and alerts go on when the orchestrator
+is down. The default served mode checks continuously instead (alerting/continuous.py), with the
+same recorder and deliverer.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from alerting.check import build_session, check
+from alerting.check_pool import OnResult, check_all
 from alerting.config import Config
-from alerting.models import AlertEvent, AlertKind, CheckResult, ErrorKind, MonitorSpec, MonitorState, Status, utcnow
-from alerting.policy import hold_for, step
-from alerting.render import (
-    AlertMessage,
-    cycle_message,
-    render_down,
-    render_event,
-    render_notice,
-    render_storm,
-    with_alert_id,
-)
-from alerting.schedule import due_monitors, host_of, in_shard, interleave_by_host, parse_shard
-from alerting.store import NewAlert, Store, short_alert_id
+from alerting.models import AlertEvent, CheckResult, ErrorKind, MonitorSpec, MonitorState, Status, utcnow
+from alerting.record import alert_rows, prune_history
+from alerting.recorder import ResultRecorder
+from alerting.render import cycle_message, render_down, render_notice
+from alerting.schedule import due_monitors, in_shard, parse_shard
+from alerting.store import NewAlert, Store
 
 log = logging.getLogger(__name__)
-STORM_KINDS = (AlertKind.DOWN, AlertKind.RESOLVED)
+Checker = Callable[[list[MonitorSpec], OnResult], list[CheckResult]]
 
 
 @dataclass(frozen=True)
@@ -80,95 +72,6 @@ def select_monitors(
     return due, len(specs) - len(due), still_down
 
 
-def check_all(specs: list[MonitorSpec], concurrency: int = 32, per_host: int = 8) -> list[CheckResult]:
-    """Check monitors concurrently, at most ``per_host`` at once against one host. Never raises:
-    ``check`` turns every failure, ours included, into that monitor's result."""
-    if not specs:
-        return []
-    workers = max(1, min(concurrency, len(specs)))
-    session = build_session(min(workers, per_host))
-    hosts = {spec.name: _host(spec) for spec in specs}
-    limits = {host: threading.BoundedSemaphore(per_host) for host in set(hosts.values())}
-
-    def bounded(spec: MonitorSpec) -> CheckResult:
-        with limits[hosts[spec.name]]:
-            return check(spec, session)
-
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-            return list(pool.map(bounded, interleave_by_host(specs, hosts)))
-    finally:
-        session.close()
-
-
-def _host(spec: MonitorSpec) -> str:
-    try:
-        return host_of(spec)
-    except ValueError:
-        return spec.name  # an unparsable URL fails in its own check, alone
-
-
-# --- recording ------------------------------------------------------------------------------------
-
-def plan_alerts(
-    events: list[AlertEvent], specs: dict[str, MonitorSpec], storm_threshold: int, run_url: str | None = None,
-) -> list[NewAlert]:
-    """Outbox rows for a cycle's events: one per event and channel, or one storm message per channel
-    and kind when ``storm_threshold`` or more monitors went DOWN (or came back) in this cycle."""
-    rows: list[NewAlert] = []
-    grouped: dict[tuple[str, AlertKind], list[AlertEvent]] = {}
-    storm = {
-        kind for kind in STORM_KINDS
-        if storm_threshold > 0 and sum(1 for e in events if e.kind is kind) >= storm_threshold
-    }
-    for ev in events:
-        spec = specs[ev.monitor]
-        if ev.kind in storm:
-            for channel in spec.channels:
-                grouped.setdefault((channel, ev.kind), []).append(ev)
-            continue
-        rows += _rows(render_event(ev, spec, run_url=run_url), spec.channels, ev.at)
-    for (channel, _kind), group in grouped.items():
-        if len(group) == 1:
-            message = render_event(group[0], specs[group[0].monitor], run_url=run_url)
-        else:
-            message = render_storm(group, run_url=run_url)
-        rows += _rows(message, [channel], min(e.at for e in group))
-    return rows
-
-
-def _rows(message: AlertMessage, channels: list[str], at: datetime) -> list[NewAlert]:
-    alert_id = uuid.uuid4().hex
-    message = with_alert_id(message, short_alert_id(alert_id))
-    return [NewAlert(alert_id, channel, message.kind, message.monitor, message.title, message.markdown,
-                     message.text, at) for channel in channels]
-
-
-def record_cycle(
-    store: Store, config: Config, specs: dict[str, MonitorSpec], results: list[CheckResult], now: datetime,
-    run_url: str | None = None,
-) -> tuple[dict[str, MonitorState], list[AlertEvent], int]:
-    """Policy over the results; (new states, events, rows queued), all committed in one transaction."""
-    states: dict[str, MonitorState] = {}
-    events: list[AlertEvent] = []
-    with store.begin() as tx:
-        before = tx.states([r.monitor for r in results])
-        for result in results:
-            spec = specs[result.monitor]
-            state = before[result.monitor]
-            new, decided = step(state, result, spec, now, hold_for(state, spec, config.maintenance, now))
-            states[result.monitor] = new
-            events += decided
-        tx.save_states(list(states.values()), now)
-        tx.add_history(results)
-        queued = tx.enqueue(plan_alerts(events, specs, config.storm_threshold, run_url))
-    try:
-        store.prune(now, timedelta(seconds=config.history_retention))
-    except Exception as exc:  # noqa: BLE001 - pruning is housekeeping, never a reason to fail a run
-        log.warning("Could not prune old history: %s", exc)
-    return states, events, queued
-
-
 def run_cycle(
     config: Config,
     store: Store | None,
@@ -178,10 +81,13 @@ def run_cycle(
     cycle_seconds: float | None = None,
     run_url: str | None = None,
     now: datetime | None = None,
-    checker: Callable[[list[MonitorSpec]], list[CheckResult]] | None = None,
+    checker: Checker | None = None,
+    on_queued: Callable[[], None] | None = None,
 ) -> CycleReport:
-    """Check the monitors that are due and record the outcome. ``store`` None (it could not be
-    opened) still checks, so the final state names what is failing, but records and queues nothing."""
+    """Check the monitors that are due and record each result as soon as its check ends
+    (alerting/recorder.py), calling ``on_queued`` whenever alert rows were queued, so a deliverer can
+    send them while the rest of the cycle runs. ``store`` None (it could not be opened) still checks,
+    so the final state names what is failing, but records and queues nothing."""
     specs = list(config.monitors if monitors is None else monitors)
     store_error = None if store is not None else "the state store could not be opened"
     try:
@@ -189,41 +95,63 @@ def run_cycle(
     except Exception as exc:  # noqa: BLE001 - without the store, check everything
         store_error = f"{type(exc).__name__}: {exc}"
         due, not_due, still_down = select_monitors(specs, None, shard, None, now or utcnow())
-    results = _checked(due, config, checker)
+    by_name = {s.name: s for s in due}
+    recorder = None
+    if store is not None and store_error is None:
+        recorder = ResultRecorder(store, config, run_url=run_url, on_queued=on_queued,
+                                  clock=(lambda: now) if now is not None else utcnow)
+
+    def on_result(result: CheckResult) -> None:
+        if recorder is not None:
+            recorder.put(result, by_name[result.monitor])
+
+    results = _checked(due, config, checker, on_result)
     states: dict[str, MonitorState] = {}
     events: list[AlertEvent] = []
     queued = 0
-    if store is not None and store_error is None:
-        try:
-            states, events, queued = record_cycle(store, config, {s.name: s for s in due}, results,
-                                                  now or utcnow(), run_url)
-        except Exception as exc:  # noqa: BLE001 - reported in the final state; no second alert path
-            store_error = f"{type(exc).__name__}: {exc}"
+    if recorder is not None and store is not None:
+        recorder.close()
+        journal = recorder.take()
+        states, events, queued = journal.states, journal.events, journal.queued
+        store_error = journal.store_error
+        if store_error is None and results:
+            prune_history(store, config, now or utcnow())
     if store_error:
         log.error("State store unusable (%s): this cycle is not recorded and alerts wait until it is back",
                   store_error)
     ok, message = cycle_message(
         results, [str(p).split(": ", 1)[-1] for p in config.problems], config.path,
-        notes=confirmation_notes(results, states, {s.name: s for s in due}), not_due=not_due, still_down=still_down,
+        notes=confirmation_notes(results, states, by_name), not_due=not_due, still_down=still_down,
     )
     if store_error:
         ok, message = False, f"state store unusable ({store_error}); {message}"
     return CycleReport(results, states, events, queued, not_due, still_down, store_error, ok, message)
 
 
-def _checked(due: list[MonitorSpec], config: Config, checker) -> list[CheckResult]:
-    """The checker's results (the flow's Prefect task); if it fails (say, the Prefect API went away
-    mid-run), the checks run here instead: a cycle never ends without its checks."""
+def _checked(due: list[MonitorSpec], config: Config, checker: Checker | None,
+             on_result: OnResult) -> list[CheckResult]:
+    """The checker's results (the flow's Prefect task), each passed to ``on_result`` once, as soon
+    as it is known; if the checker fails (say, the Prefect API went away mid-run), the monitors it
+    did not check are checked here: a cycle never ends without its checks."""
+    seen: dict[str, CheckResult] = {}
+
+    def note(result: CheckResult) -> None:
+        if result.monitor not in seen:
+            seen[result.monitor] = result
+            on_result(result)
+
     if checker is not None:
         try:
-            results = checker(due)
-            if len(results) == len(due):
-                return results
-            log.error("The check task returned %d results for %d monitors; checking here instead",
-                      len(results), len(due))
+            for result in checker(due, note):
+                note(result)  # a checker that did not stream its results
         except Exception as exc:  # noqa: BLE001
             log.error("The check task failed (%s); checking here instead", type(exc).__name__)
-    return check_all(due, config.concurrency, config.per_host_concurrency)
+    rest = [s for s in due if s.name not in seen]
+    if checker is not None and rest and len(rest) < len(due):
+        log.error("The check task returned %d results for %d monitors; checking the rest here",
+                  len(due) - len(rest), len(due))
+    check_all(rest, config.concurrency, config.per_host_concurrency, on_result=note)
+    return [seen[s.name] for s in due]
 
 
 def confirmation_notes(
@@ -254,7 +182,7 @@ def confirmation_notes(
 def queue_drill(store: Store, spec: MonitorSpec, result: CheckResult, run_url: str | None = None) -> str:
     """Queue a ``[DRILL] DOWN`` for every channel of ``spec``; the monitor's state is not touched.
     Returns the alert id (deliver with ``deliver_pending(..., only={id})``)."""
-    rows = _rows(render_down(result, spec, run_url=run_url, drill=True), spec.channels, result.checked_at)
+    rows = alert_rows(render_down(result, spec, run_url=run_url, drill=True), spec.channels, result.checked_at)
     with store.begin() as tx:
         tx.enqueue(rows)
     return rows[0].alert_id if rows else ""
@@ -271,4 +199,4 @@ def notice_rows(config: Config, kind: str, title: str, lead: str, rows: list[tup
     """Outbox rows for a notice about the monitoring itself (``NOTICE``: degraded, ``RESTORED``:
     back to normal), one per notice channel."""
     message = render_notice(kind, title, lead, rows + [("Time", f"{now:%Y-%m-%d %H:%M:%S} UTC")])
-    return _rows(message, notice_channels(config), now)
+    return alert_rows(message, notice_channels(config), now)

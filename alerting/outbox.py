@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from alerting.channels import Channel, DeliveryResult, channel_for
 from alerting.config import Config
 from alerting.delivery import with_prefect_settings
-from alerting.models import utcnow
+from alerting.models import ChannelSpec, utcnow
 from alerting.render import AlertMessage, severity_of
 from alerting.store import NewAlert, OutboxRow, Store
 
@@ -54,9 +54,31 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+class ChannelCache:
+    """Channel objects kept across delivery passes by a long-lived deliverer: Apprise's pacing holds
+    between passes, and a channel's plugin is loaded once (``warm``), not on the first alert."""
+
+    def __init__(self) -> None:
+        self._channels: dict[tuple[str, str], Channel] = {}
+
+    def get(self, spec: ChannelSpec) -> Channel:
+        key = (spec.name, spec.target.get_secret_value())
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._channels[key] = channel_for(spec)
+        return channel
+
+    def warm(self, config: Config) -> None:
+        for spec in config.channels.values():
+            try:
+                self.get(spec).warm()
+            except Exception as exc:  # noqa: BLE001 - the first send reports what is wrong
+                log.debug("Could not prepare channel %s: %s", spec.name, type(exc).__name__)
+
+
 def deliver_pending(
     store: Store, config: Config, now: datetime | None = None, clock: Callable[[], datetime] = utcnow,
-    only: set[str] | None = None,
+    only: set[str] | None = None, channels: ChannelCache | None = None,
 ) -> list[DeliveryResult]:
     """Deliver every live outbox row that is due (``only``: just the rows with these alert ids).
 
@@ -75,7 +97,7 @@ def deliver_pending(
         return []
 
     def run(rows: list[OutboxRow]) -> list[DeliveryResult]:
-        return _deliver_channel(store, config, rows, now_fn)
+        return _deliver_channel(store, config, rows, now_fn, channels)
 
     results: list[DeliveryResult] = []
     with ThreadPoolExecutor(max_workers=min(16, len(by_channel)), thread_name_prefix="outbox") as pool:
@@ -84,7 +106,8 @@ def deliver_pending(
     return results
 
 
-def _deliver_channel(store: Store, config: Config, rows: list[OutboxRow], now_fn) -> list[DeliveryResult]:
+def _deliver_channel(store: Store, config: Config, rows: list[OutboxRow], now_fn,
+                     channels: ChannelCache | None = None) -> list[DeliveryResult]:
     out: list[DeliveryResult] = []
     channel: Channel | None = None  # one per channel and pass: Apprise paces sends per channel object
     for pending in rows:
@@ -97,7 +120,7 @@ def _deliver_channel(store: Store, config: Config, rows: list[OutboxRow], now_fn
             result = DeliveryResult(row.channel, "?", row.title, False,
                                     f"channel {row.channel!r} is not in the config any more")
         else:
-            channel = channel or channel_for(spec)
+            channel = channel or (channels.get(spec) if channels is not None else channel_for(spec))
             result = channel.send(_message(row, now))
         _settle(store, config, row, result, now_fn())
         out.append(result)

@@ -72,7 +72,7 @@ def render_down(
         ("URL", result.url),
     ]
     if run_url:
-        rows.append(("Flow run", run_url))
+        rows.append((_link_label(run_url), run_url))
     lead = f"{spec.name} is DOWN: {result.summary()}."
     if drill:
         lead = (
@@ -144,6 +144,11 @@ def _doc(lead: str, rows: list[tuple[str, str]]) -> tuple[str, str]:
     return markdown, text
 
 
+def _link_label(url: str) -> str:
+    """The continuous monitor links its deployment (no run exists yet when a check decides)."""
+    return "Deployment" if "/deployments/" in url else "Flow run"
+
+
 def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> AlertMessage:
     """One DOWN / REMINDER / RESOLVED / FLAPPING alert from a policy ``AlertEvent``.
 
@@ -204,7 +209,7 @@ def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> Ale
 
     rows += [("Alert time", _utc(event.at)), ("URL", result.url if result else redact_target_url(spec.url))]
     if run_url:
-        rows.append(("Flow run", run_url))
+        rows.append((_link_label(run_url), run_url))
     markdown, text = _doc(lead + ".", rows)
     shown_kind = "CERT EXPIRING" if kind == "CERT_EXPIRING" else kind
     state = "degraded" if event.level == "warning" else "down"
@@ -229,7 +234,7 @@ def render_storm(events: list, *, run_url: str | None = None) -> AlertMessage:
 
     lines = [line(e) for e in events]
     lead = f"{len(events)} services {verb}"
-    rows = [("Alert time", _utc(at))] + ([("Flow run", run_url)] if run_url else [])
+    rows = [("Alert time", _utc(at))] + ([(_link_label(run_url), run_url)] if run_url else [])
     markdown = f"**{lead}:**\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n" + "\n".join(
         f"- **{k}:** {v}" for k, v in rows)
     text = f"{lead}:\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"{k}: {v}" for k, v in rows)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from alerting.check import check
 from alerting.config import Config
 from alerting.cycle import CycleReport, open_store, queue_drill, run_cycle
+from alerting.deliverer import Deliverer
 from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, ErrorKind, MonitorSpec
 from alerting.outbox import deliver_pending
@@ -33,8 +34,11 @@ def cycle_and_deliver(
         log.error("State store unusable: %s", exc)
         return run_cycle(config, None, shard=shard, cycle_seconds=cycle_seconds), []
     with store:
-        report = run_cycle(config, store, shard=shard, cycle_seconds=cycle_seconds)
-        deliveries = deliver_pending(store, config) if report.store_error is None else []
+        deliverer = Deliverer(store, lambda: config)
+        try:
+            report = run_cycle(config, store, shard=shard, cycle_seconds=cycle_seconds, on_queued=deliverer.wake)
+        finally:
+            deliveries = deliverer.close()
         return report, deliveries
 
 

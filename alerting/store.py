@@ -117,20 +117,25 @@ def _history_error(result: CheckResult) -> str | None:
 class Tx:
     """Operations inside one transaction (see ``Store.begin``)."""
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, known_ids: dict[str, int] | None = None):
         self.conn = conn
+        self.known_ids = known_ids if known_ids is not None else {}  # committed rows: ids never change
+        self.new_ids: dict[str, int] = {}  # inserted here: known to others only after the commit
 
     # -- monitor state
     def ids(self, names: Iterable[str]) -> dict[str, int]:
         names = list(dict.fromkeys(names))
-        if not names:
-            return {}
-        rows = self.conn.execute(select(monitor_state.c.monitor, monitor_state.c.id).where(monitor_state.c.monitor.in_(names)))
-        known = {r.monitor: r.id for r in rows}
-        for name in names:
+        known = {n: i for n in names if (i := self.known_ids.get(n, self.new_ids.get(n))) is not None}
+        missing = [n for n in names if n not in known]
+        if not missing:
+            return known
+        rows = self.conn.execute(select(monitor_state.c.monitor, monitor_state.c.id).where(monitor_state.c.monitor.in_(missing)))
+        for r in rows:
+            known[r.monitor] = self.known_ids[r.monitor] = r.id
+        for name in missing:
             if name not in known:
                 inserted = self.conn.execute(monitor_state.insert().values(monitor=name, changes="[]"))
-                known[name] = inserted.inserted_primary_key[0]  # type: ignore[index]
+                known[name] = self.new_ids[name] = inserted.inserted_primary_key[0]  # type: ignore[index]
         return known
 
     def states(self, names: Iterable[str]) -> dict[str, MonitorState]:
@@ -250,6 +255,7 @@ def _row(r) -> OutboxRow:
 class Store:
     def __init__(self, url: str):
         self.url = url
+        self._ids: dict[str, int] = {}  # monitor name -> monitor_state id (rows are never deleted)
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -332,7 +338,9 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Tx]:
         with self.engine.begin() as conn:
-            yield Tx(conn)
+            tx = Tx(conn, self._ids)
+            yield tx
+        self._ids.update(tx.new_ids)  # committed
 
     # -- reads for the CLI and the artifact
     def last_checked(self) -> dict[str, datetime]:

@@ -45,8 +45,9 @@ def main() -> None:
         found = json.loads(others.stdout.readline())
         os.environ["SSL_CERT_FILE"] = found["ca"]  # the TLS target's CA, trusted like a public one
 
+        from alerting.check_pool import check_all
         from alerting.config import parse_config
-        from alerting.cycle import check_all, run_cycle
+        from alerting.cycle import run_cycle
         from alerting.store import Store
 
         lines = [f"state_url: sqlite:///{tmp}/state.db", f"concurrency: {args.concurrency}",

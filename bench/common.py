@@ -20,11 +20,12 @@ __all__ = ["BENCH", "PrefectServer", "WaitTimeout", "cpu_seconds", "free_port", 
            "start_target", "stop", "wait_for", "write_config"]
 
 
-def start_target(ports: int = 4, latency: float = 0.02, error_rate: float = 0.0) -> tuple[subprocess.Popen, list[int]]:
+def start_target(ports: int = 4, latency: float = 0.02, error_rate: float = 0.0,
+                 control: Path | None = None) -> tuple[subprocess.Popen, list[int]]:
     """bench/target.py (asyncio, several ports) in its own process group; returns it and its ports."""
     proc = spawn(
         [sys.executable, str(BENCH / "target.py"), "--ports", str(ports), "--latency", str(latency),
-         "--error-rate", str(error_rate)],
+         "--error-rate", str(error_rate), *(["--control", str(control)] if control else [])],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None

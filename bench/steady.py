@@ -1,7 +1,9 @@
 """Steady state of the served monitor: CPU per check, storage per check, peak RSS, missed checks.
 
-Starts the target (own process), a Prefect server, and `alerting serve` (runner + one process per
-flow run), lets it run for --cycles cycles at --interval, and reads /proc for every process.
+Starts the target (own process), a Prefect server (with the settings `serve` gives its own) and
+`alerting serve` (the default continuous mode, or --runner prefect: a process per flow run), lets it
+run for --cycles cycles at --interval, and reads /proc for every process. Also counts what one
+cycle costs Prefect: API calls (the server's access log), events, log lines and state rows.
 
     .venv/bin/python bench/steady.py --monitors 1000 --cycles 10 --interval 30
 """
@@ -87,25 +89,49 @@ def finished_runs(api: str) -> int:
     return int(urllib.request.urlopen(req, timeout=10).read())
 
 
+def access_lines(log: Path) -> int:
+    try:
+        return sum(1 for line in log.read_text(errors="replace").splitlines() if "uvicorn.access" in line)
+    except OSError:
+        return 0
+
+
+def prefect_rows(db: Path) -> dict[str, int]:
+    """Rows the Prefect database holds per kind (events, logs, state changes, task runs, artifacts)."""
+    tables = {"events": "events", "log lines": "log", "flow run states": "flow_run_state",
+              "task runs": "task_run", "artifacts": "artifact"}
+    out = {}
+    with sqlite3.connect(db, timeout=30) as conn:
+        for label, table in tables.items():
+            try:
+                out[label] = conn.execute(f"select count(*) from {table}").fetchone()[0]
+            except sqlite3.Error:
+                out[label] = 0
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitors", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--interval", type=int, default=30)
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--in-process", action="store_true", help="alerting serve --in-process")
+    parser.add_argument("--runner", default="continuous", choices=["continuous", "prefect"])
     args = parser.parse_args()
+    from flows.serve import SERVER_SETTINGS
 
     tmp = Path(tempfile.mkdtemp(prefix="alerting-steady-"))
     target, ports = start_target(4, args.latency)
-    server, api = start_prefect_server(tmp / "prefect")
+    # INFO: the server's access log counts the API calls (its own cost is in the figures)
+    server, api = start_prefect_server(tmp / "prefect", {**SERVER_SETTINGS, "PREFECT_SERVER_LOGGING_LEVEL": "INFO"})
+    server_log = tmp / "prefect" / "server.log"
     config = write_config(tmp / "monitors.yaml", args.monitors, ports, 64)
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ALERTING_APPRISE_PACING": "off",
            "PREFECT_LOGGING_LEVEL": "WARNING"}
     serve = spawn(
         [ALERTING, "serve", "-c", str(config), "--interval", f"{args.interval}s", "--name", "steady",
-         *(["--in-process"] if args.in_process else [])],
+         "--runner", args.runner],
         env=env, log=tmp / "serve.log",
     )
     sampler = Sampler({"prefect server": server.pid, "alerting serve": serve.pid})
@@ -118,6 +144,7 @@ def main() -> None:
         store0 = checks_in_store(store_db)[0]
         dbs = (tmp / "prefect" / "prefect.db", store_db)
         bytes0 = db_bytes(*dbs)
+        calls0, rows0 = access_lines(server_log), prefect_rows(dbs[0])
         start = time.monotonic()
         time.sleep(args.cycles * args.interval)  # the measurement window itself
         elapsed = time.monotonic() - start
@@ -130,13 +157,16 @@ def main() -> None:
         cpu_srv, cpu_mon = tree_cpu(server.pid) - cpu_srv0, tree_cpu(serve.pid) - cpu_mon0
         checks = checks_in_store(store_db)[0] - store0
         grown = db_bytes(*dbs) - bytes0
+        calls = access_lines(server_log) - calls0
+        rows = {k: v - rows0.get(k, 0) for k, v in prefect_rows(dbs[0]).items()}
     finally:
         sampler.running = False
         stop(serve)
         stop(server)
         stop(target)
     expected = int(elapsed // args.interval) * args.monitors
-    mode = "in-process runs" if args.in_process else "Prefect runner, a process per run"
+    mode = ("continuous: checks in the serving process, runs report" if args.runner == "continuous"
+            else "Prefect runner, a process per run")
     print(f"served monitor ({mode}), {args.monitors} monitors every {args.interval}s, {elapsed:.0f}s measured "
           f"({runs} flow runs finished)")
     print(f"  checks done {checks:,} / due {expected:,}  ->  missed {max(0, expected - checks):,}")
@@ -144,6 +174,8 @@ def main() -> None:
         print(f"  CPU per check: {(cpu_srv + cpu_mon) / checks * 1000:.2f} ms "
               f"(Prefect server {cpu_srv / checks * 1000:.2f} ms, runner + flow runs {cpu_mon / checks * 1000:.2f} ms)")
         print(f"  storage per check: {grown / checks:.0f} B (Prefect database + state store, {grown / 1e6:.1f} MB)")
+    cycles = max(1, int(elapsed // args.interval))
+    print(f"  per cycle: {calls / cycles:.0f} API calls, " + ", ".join(f"{v / cycles:.1f} {k}" for k, v in rows.items()))
     for role, peak in sorted(sampler.peaks.items()):
         print(f"  peak RSS {role}: {peak:.0f} MB")
 

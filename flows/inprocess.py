@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 log = logging.getLogger("alerting.serve")
+UNSCHEDULED_AFTER = 1.5  # intervals without a scheduled run before this loop creates one itself
 
 
 async def serve_in_process(flow, *, name: str, interval: float, parameters: dict, poll: float | None = None,
-                           description: str = "", tags: list[str] | None = None) -> None:
+                           description: str = "", tags: list[str] | None = None,
+                           on_registered: Callable[[Any], object] | None = None) -> None:
     """Blocks: registers the deployment, then runs each scheduled run when it is due."""
     from prefect.client.orchestration import get_client
 
@@ -26,9 +30,13 @@ async def serve_in_process(flow, *, name: str, interval: float, parameters: dict
         name=name, interval=interval, parameters=parameters, description=description, tags=tags or []
     )
     deployment_id = await deployment.aapply()
-    poll = poll or max(0.5, min(5.0, interval / 6))
+    if on_registered is not None:
+        on_registered(deployment_id)
+    poll = poll or max(0.5, min(10.0, interval / 3))  # runs only report: a few seconds late is fine
     print(f"Serving deployment '{flow.name}/{name}' in this process; polling every {poll:g}s.", flush=True)
     failing_since: float | None = None
+    loop = asyncio.get_running_loop()
+    last_run = loop.time()
     async with get_client() as client:
         while True:
             try:
@@ -36,7 +44,13 @@ async def serve_in_process(flow, *, name: str, interval: float, parameters: dict
                     deployment_id = await deployment.aapply()
                     log.warning("Prefect API reachable again; running scheduled flow runs")
                     failing_since = None
-                await _run_due(client, flow, deployment_id)
+                if await _run_due(client, flow, deployment_id):
+                    last_run = loop.time()
+                elif loop.time() - last_run > UNSCHEDULED_AFTER * interval:
+                    # the server has planned no run (Prefect 3.9.0 plans a new deployment's runs
+                    # only on its scheduler's loop): one now, so the reports never stop
+                    await client.create_flow_run_from_deployment(deployment_id, tags=["unscheduled"])
+                    last_run = loop.time()
             except Exception as exc:  # noqa: BLE001 - the API is away: flows/serving.py checks meanwhile
                 if failing_since is None:
                     failing_since = asyncio.get_running_loop().time()
@@ -45,8 +59,9 @@ async def serve_in_process(flow, *, name: str, interval: float, parameters: dict
             await asyncio.sleep(poll)
 
 
-async def _run_due(client, flow, deployment_id) -> None:
-    """Claim and run, one after another, the deployment's scheduled runs that are due."""
+async def _run_due(client, flow, deployment_id) -> bool:
+    """Claim and run the newest of the deployment's scheduled runs that are due (older ones are
+    skipped); True when there was one."""
     from prefect.flow_engine import run_flow_async
     from prefect.states import Cancelled, Pending
     from prefect.utilities.engine import propose_state
@@ -72,3 +87,4 @@ async def _run_due(client, flow, deployment_id) -> None:
             continue
         flow_run = await client.read_flow_run(flow_run.id)
         await run_flow_async(flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+    return bool(runs)

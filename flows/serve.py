@@ -19,6 +19,20 @@ from urllib.parse import urlsplit
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
+# The local server that `serve` starts runs only what this toolkit uses (README: "Prefect server
+# settings"): no work pools (foreman), no subflow cancellation, no paused runs, no concurrency
+# leases. The scheduler keeps its 60 s loop: it plans up to 100 runs ahead, and `serve` starts the
+# first run itself. Late runs stay on (the "run late" automation), on a slower loop.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "15",
+    "PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_LOOP_SECONDS": "60",
+}
+
 
 class ServerUnavailable(Exception):
     """The configured Prefect API does not answer and is not ours to start."""
@@ -66,10 +80,7 @@ def start_local_server(host: str, port: int, log_dir: Path, ready_timeout: float
     """``prefect server start`` in a child process; returns once its API answers."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "prefect-server.log"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # the scheduler's default 60 s loop would leave a new deployment idle for up to a minute
-    env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "5")
+    env = {**SERVER_SETTINGS, **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}}
     api_url = f"http://{host}:{port}/api"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -148,11 +159,38 @@ def _first_run_now(deployment_name: str, api_url: str, wait: float = 60.0) -> No
         logging.getLogger("alerting.serve").warning("Could not start the first run at once (%s)", type(exc).__name__)
 
 
+def _deployment_url(deployment_id) -> str | None:
+    from prefect.settings import PREFECT_UI_URL
+    from prefect.utilities.urls import url_for
+
+    try:
+        return url_for("deployment", obj_id=str(deployment_id), default_base_url=PREFECT_UI_URL.value())
+    except Exception:  # noqa: BLE001 - alerts go out without the link
+        return None
+
+
+def _start_monitor(live, deployment_id, watched: str) -> None:
+    """Start checking once the deployment exists: alerts link its page, and leave the channels that
+    applied automations alert for its runs to the server from the first check on."""
+    from flows.service_monitor import server_alerted_channels
+
+    try:
+        live.use_config(live.config, skip_channels=server_alerted_channels(live.config, watched))
+    except Exception as exc:  # noqa: BLE001 - the first run sets them
+        logging.getLogger("alerting.serve").warning("Could not read the automations (%s)", type(exc).__name__)
+    live.link(_deployment_url(deployment_id)).start()
+
+
 def serve_monitor(
     config_path: Path, interval: float, name: str, server: PrefectServer, shard: str | None = None,
-    in_process: bool = False,
+    runner: str = "continuous",
 ) -> None:
     """Blocks, serving the ``service-monitor`` flow every ``interval`` seconds, until Ctrl-C.
+
+    ``continuous`` (the default): this process checks every monitor on its own interval
+    (alerting/continuous.py) and runs the deployment's flow runs itself (flows/inprocess.py); each
+    run reports on the checks since the previous one. ``prefect``: Prefect's runner starts a process
+    per flow run, and each run checks the monitors that are due.
 
     Raises ``AlreadyServed`` (before serving anything) when another live process serves ``name``."""
     os.environ["PREFECT_API_URL"] = server.api_url
@@ -170,6 +208,11 @@ def serve_monitor(
         quiet_prefect_tracebacks()  # again each guard tick: Prefect's runner sets up its own handlers
         guard = ServeGuard(config_path.resolve(), interval, f"{FLOW_NAME}/{name}", server.api_url, shard)
         guard.claim()
+        live = None
+        if runner == "continuous":
+            from alerting.continuous import ContinuousMonitor
+
+            live = guard.monitor = ContinuousMonitor(config_path, interval, shard)
         guard.start()
         try:
             threading.Thread(
@@ -177,14 +220,14 @@ def serve_monitor(
             ).start()
             parameters = {"config_path": str(config_path.resolve()), "cycle_seconds": interval, "shard": shard}
             description = f"Checks the monitors in {config_path.resolve()} every {interval:g}s"
-            if in_process:
+            if live is not None:
                 import asyncio
 
                 from flows.inprocess import serve_in_process
 
                 asyncio.run(serve_in_process(
                     service_monitor, name=name, interval=interval, parameters=parameters,
-                    description=description, tags=["outage-alerting"],
+                    description=description, tags=["outage-alerting"], on_registered=lambda dep: _start_monitor(live, dep, f"{FLOW_NAME}/{name}"),
                 ))
                 return
             service_monitor.serve(
@@ -197,4 +240,6 @@ def serve_monitor(
             )
         finally:
             guard.stop()
+            if live is not None:
+                live.stop()
             guard.release()

@@ -26,8 +26,11 @@ from prefect.logging.loggers import flow_run_logger
 from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
 
+from alerting.check_pool import OnResult, check_all
 from alerting.config import Config, ConfigError, load_config
-from alerting.cycle import CycleReport, check_all, open_store, run_cycle
+from alerting.continuous import ContinuousMonitor, running_for
+from alerting.cycle import CycleReport, open_store, run_cycle
+from alerting.deliverer import Deliverer
 from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, MonitorSpec
 from alerting.outbox import deliver_pending
@@ -61,10 +64,12 @@ class BatchResults(list):
 
 
 @task(name="check-services", cache_policy=NO_CACHE, log_prints=False)
-def check_services(specs: list[MonitorSpec], concurrency: int = 32, per_host: int = 8):
-    """Check monitors concurrently (at most ``per_host`` at once per host); ``Failed(message=...)``
-    naming the services down, with every result as its data."""
-    results = BatchResults(check_all(specs, concurrency, per_host))
+def check_services(specs: list[MonitorSpec], concurrency: int = 32, per_host: int = 8,
+                   on_result: OnResult | None = None):
+    """Check monitors concurrently (at most ``per_host`` attempts at once per host), handing each
+    result to ``on_result`` the moment it is known; ``Failed(message=...)`` naming the services
+    down, with every result as its data."""
+    results = BatchResults(check_all(specs, concurrency, per_host, on_result=on_result))
     down = [r for r in results if not r.ok]
     if down:
         listed = ", ".join(f"{r.monitor} ({r.summary()})" for r in down)
@@ -75,11 +80,12 @@ def check_services(specs: list[MonitorSpec], concurrency: int = 32, per_host: in
 def _task_checker(config: Config):
     """Run the checks as the ``check-services`` task run (called from a worker thread)."""
 
-    def checker(specs: list[MonitorSpec]) -> list[CheckResult]:
+    def checker(specs: list[MonitorSpec], on_result: OnResult) -> list[CheckResult]:
         if not specs:
             return []
         # quote(): Prefect would otherwise walk every field of every spec looking for futures
-        state = check_services(quote(specs), config.concurrency, config.per_host_concurrency, return_state=True)
+        state = check_services(quote(specs), config.concurrency, config.per_host_concurrency,
+                               quote(on_result), return_state=True)
         data = state.result(raise_on_failure=False, _sync=True)  # type: ignore[call-overload]  # sync: a worker thread
         if not isinstance(data, list):
             raise RuntimeError(f"check task ended {state.type.value}")
@@ -108,13 +114,16 @@ def _cycle(config: Config, monitors: list[MonitorSpec], shard: str | None, cycle
     except Exception as exc:  # noqa: BLE001 - checks still run; the final state names the store error
         logger.error("State store unusable: %s", exc)
         store = None
+    deliverer = Deliverer(store, lambda: config) if store is not None else None
     try:
-        report = run_cycle(config, store, monitors=monitors, shard=shard, cycle_seconds=cycle_seconds,
-                           run_url=run_url, checker=_task_checker(config))
-        deliveries: list[DeliveryResult] = []
+        try:
+            report = run_cycle(config, store, monitors=monitors, shard=shard, cycle_seconds=cycle_seconds,
+                               run_url=run_url, checker=_task_checker(config),
+                               on_queued=deliverer.wake if deliverer is not None else None)
+        finally:  # alerts went out while the cycle ran; a last pass for what the end of it queued
+            deliveries = deliverer.close() if deliverer is not None else []
         table: list[dict] = []
         if store is not None and report.store_error is None:
-            deliveries = deliver_pending(store, config)
             try:
                 table = status_table(config, report, store)
             except Exception as exc:  # noqa: BLE001
@@ -123,6 +132,21 @@ def _cycle(config: Config, monitors: list[MonitorSpec], shard: str | None, cycle
     finally:
         if store is not None:
             store.close()
+
+
+def _continuous_window(live: ContinuousMonitor, config: Config, cycle_seconds: float | None,
+                       logger) -> tuple[CycleReport, list[DeliveryResult], list[dict]]:
+    """The continuous monitor's checks since the previous run (the first run waits for one round)."""
+    if not live.wait_first_round(timeout=min(max(cycle_seconds or 30.0, 10.0), 120.0)):
+        logger.warning("Not every monitor has been checked yet since the start; reporting on those that were")
+    window = live.take_report()
+    table: list[dict] = []
+    if live.store is not None and window.report.store_error is None:
+        try:
+            table = status_table(config, window.report, live.store)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("Could not build the status table: %s", exc)
+    return window.report, window.deliveries, table
 
 
 def log_deliveries(logger, deliveries: list[DeliveryResult]) -> None:
@@ -184,7 +208,7 @@ async def service_monitor(
 
     Service Monitor blocks (all, or only those tagged ``monitor_block_tag``) run with the YAML
     monitors unless ``use_monitor_blocks`` is false; see blocks/loader.py for the rules."""
-    from prefect.runtime import flow_run
+    from prefect.runtime import deployment, flow_run
 
     install_log_redaction()  # a served run's own process too (Prefect's runner starts one per run)
     logger = get_run_logger()
@@ -205,8 +229,14 @@ async def service_monitor(
     # the server's automations alert some channels for this deployment's runs: docs/automations.md
     monitors = await asyncio.to_thread(_hook_specs, config, config.monitors)
     announce_late(config.automations)
-    report, deliveries, table = await asyncio.to_thread(
-        _cycle, config, monitors, shard, cycle_seconds, _run_url(flow_run.id), logger)
+    live = running_for(config_path)
+    if live is not None:  # `alerting serve`: this process checks continuously; report on it
+        live.use_config(config, skip_channels=await asyncio.to_thread(
+            server_alerted_channels, config, f"{FLOW_NAME}/{deployment.name}" if deployment.name else None))
+        report, deliveries, table = await asyncio.to_thread(_continuous_window, live, config, cycle_seconds, logger)
+    else:
+        report, deliveries, table = await asyncio.to_thread(
+            _cycle, config, monitors, shard, cycle_seconds, _run_url(flow_run.id), logger)
     for r in report.results:
         if r.error is not None and r.error.value == "check_error":
             logger.error("CHECK ERROR %s: %s (the toolkit failed, not necessarily the service)", r.monitor, r.message)
@@ -227,14 +257,22 @@ def _hook_specs(config: Config, specs: list[MonitorSpec]) -> list[MonitorSpec]:
     """``specs`` without the channels that automations (``automations.mode``) alert for this run."""
     from prefect.runtime import deployment
 
-    from alerting.server_alerts import hook_specs
-
-    watched = f"{FLOW_NAME}/{deployment.name}" if deployment.name else None
-    if watched is None or config.automations is None or not config.automations.server_alerts_runs:
+    skip = server_alerted_channels(config, f"{FLOW_NAME}/{deployment.name}" if deployment.name else None)
+    if not skip:
         return specs
+    return [s.model_copy(update={"channels": [c for c in s.channels if c not in skip]}) for s in specs]
+
+
+def server_alerted_channels(config: Config, watched: str | None) -> set[str]:
+    """The channels the server's automations alert for runs of ``watched`` (flow/deployment) once
+    they are applied; the flow (and the continuous monitor) leaves them alone. Reads the API."""
+    from alerting.server_alerts import skipped_channels
+
+    if watched is None or config.automations is None or not config.automations.server_alerts_runs:
+        return set()
     from flows.automations_api import covers_runs
 
-    return hook_specs(config, specs, watched if covers_runs(watched) else None)  # not applied: hooks alert all
+    return skipped_channels(config, watched) if covers_runs(watched) else set()  # not applied: hooks alert all
 
 
 def run_once(config_path: str | Path, shard: str | None = None):

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,7 +44,7 @@ from flows.quiet_logs import quiet_prefect_tracebacks
 
 log = logging.getLogger("alerting.serve")
 
-HEARTBEAT = 10.0  # seconds between lease renewals
+HEARTBEAT = 15.0  # seconds between lease renewals (two API calls, three with the schedule check)
 LEASE_STALE = 45.0  # a lease not renewed for this long belongs to a dead process
 DEGRADE_AFTER = 15.0  # seconds without an answer from the API before degraded mode
 DEGRADE_AFTER_ENV = "ALERTING_DEGRADE_AFTER"  # overrides DEGRADE_AFTER (seconds)
@@ -80,9 +81,10 @@ class ServeGuard:
     api_url: str
     shard: str | None = None
     poll: float = 0.0
+    monitor: Any = None  # alerting.continuous.ContinuousMonitor of `serve` (default mode), checking by itself
 
     def __post_init__(self) -> None:
-        self.poll = self.poll or max(1.0, min(5.0, self.interval / 3))
+        self.poll = self.poll or max(1.0, min(10.0, self.interval / 3))
         self.degrade_after = float(os.environ.get(DEGRADE_AFTER_ENV) or DEGRADE_AFTER)
         self.owner = this_process()
         self.down_since: datetime | None = None
@@ -132,19 +134,16 @@ class ServeGuard:
 
     def _write_lease(self, client) -> None:
         from prefect.client.schemas.actions import VariableCreate, VariableUpdate
-        from prefect.exceptions import ObjectNotFound
 
         name = lease_name(self.deployment)
         value = {"owner": self.owner, "pid": os.getpid(), "host": socket.gethostname(),
                  "heartbeat": time.time(), "started": getattr(self, "_started", None) or _stamp(utcnow())}
         self._started = value["started"]
         try:
-            exists = client.read_variable_by_name(name) is not None
-        except ObjectNotFound:
-            exists = False
-        if exists:
             client.update_variable(VariableUpdate(name=name, value=value))
-        else:
+        except httpx.HTTPStatusError as exc:  # 404: the first claim, or the server lost it
+            if exc.response.status_code != 404:
+                raise
             client.create_variable(VariableCreate(name=name, value=value, tags=["outage-alerting"]))
 
     def release(self) -> None:
@@ -212,9 +211,15 @@ class ServeGuard:
             log.warning("Prefect API at %s does not answer (%s)", self.api_url, reason)
         if not self.degraded and now - self._down_at >= self.degrade_after:
             self._degrade()
-        if self.degraded and now >= self._next_cycle:
+        if self.degraded and now >= self._next_cycle and not self._monitor_checks():
             self._next_cycle = now + self.interval
             self._cycle("degraded")
+        if self.degraded and self._monitor_checks():
+            self.degraded_checks = self.monitor.stats.finished - self._finished_at_degrade
+
+    def _monitor_checks(self) -> bool:
+        """The continuous monitor checks by itself: the guard only announces and watches it."""
+        return self.monitor is not None and self.monitor.alive()
 
     def _config(self):
         try:
@@ -236,6 +241,7 @@ class ServeGuard:
     def _degrade(self) -> None:
         self.degraded = True
         self.degraded_checks = 0
+        self._finished_at_degrade = self.monitor.stats.finished if self.monitor is not None else 0
         self._next_cycle = 0.0
         since = self.down_since or utcnow()
         log.error("Monitoring runs without the Prefect API since %s UTC (%s): checking and alerting "
@@ -250,10 +256,11 @@ class ServeGuard:
     def _restore(self) -> None:
         self.degraded = False
         since = self.down_since
-        log.warning("Prefect API reachable again; flow runs take over (%d checks made without it)",
-                    self.degraded_checks)
+        takes_over = "flow runs report again" if self._monitor_checks() else "flow runs take over"
+        log.warning("Prefect API reachable again; %s (%d checks made without it)", takes_over, self.degraded_checks)
         title = "Prefect API reachable again"
-        lead = "Prefect API reachable again: flow runs have taken over from the serving process"
+        lead = (f"Prefect API reachable again: {takes_over}" if self._monitor_checks()
+                else "Prefect API reachable again: flow runs have taken over from the serving process")
         rows = [("Deployment", self.deployment),
                 ("Unreachable", f"from {since:%H:%M:%S} UTC to {utcnow():%H:%M:%S} UTC" if since else "n/a"),
                 ("Checks made without it", str(self.degraded_checks))]
@@ -276,6 +283,11 @@ class ServeGuard:
         return max(STALL_AFTER * self.interval, 60.0)
 
     def _check_stalled(self) -> None:
+        if self.monitor is not None:
+            if not self.monitor.alive():
+                log.error("The continuous monitor stopped; checking from the guard every %gs", self.interval)
+                self._cycle("continuous monitor stopped")
+            return
         config = self._config()
         if config is None or not config.monitors:
             return

@@ -234,12 +234,13 @@ def served(tmp_path):
         s.close()
 
 
-@pytest.mark.parametrize(("mode", "outages"), [(["--in-process"], 3), ([], 1)], ids=["in-process", "prefect-runner"])
+@pytest.mark.parametrize(("mode", "outages"), [([], 3), (["--runner", "prefect"], 1)],
+                         ids=["continuous", "prefect-runner"])
 def test_3b_serve_keeps_alerting_through_prefect_outages(mode, outages, tmp_path, target, receiver, served):
     target.route("/api")
     path = config_for(tmp_path, {"api": target.url("/api")}, receiver.apprise_url(), timeout="2s")
     # Prefect's runner starts a process per flow run (seconds of CPU each): a slower cycle for it
-    s = served(path, mode, interval="2s" if mode else "5s")
+    s = served(path, mode, interval="5s" if mode else "2s")
     s.start()
     wait_for(lambda: target.hits.get("/api", 0) >= 2, 300, lambda: f"the first served checks:\n{s.log()[-3000:]}")
     for _ in range(outages):
@@ -274,7 +275,7 @@ def test_3b_serve_keeps_alerting_through_prefect_outages(mode, outages, tmp_path
 def test_4_a_second_serve_is_refused_and_the_first_keeps_checking(tmp_path, target, receiver, served):
     target.route("/api")
     path = config_for(tmp_path, {"api": target.url("/api")}, receiver.apprise_url())
-    s = served(path, ["--in-process"], name="twice")
+    s = served(path, [], name="twice")
     first = s.start()
     wait_for(lambda: target.hits.get("/api", 0) >= 1, 120, lambda: f"the first serve's checks:\n{s.log()[-3000:]}")
     second = s.start("second.log")

@@ -203,7 +203,7 @@ def test_drill_unknown_monitor_exits_2(config):
 # --- serve -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", [[], ["--in-process"]], ids=["prefect-runner", "in-process"])
+@pytest.mark.parametrize("mode", [["--runner", "prefect"], []], ids=["prefect-runner", "continuous"])
 def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(
     mode, tmp_path, target, receiver, write_config, start_process
 ):
@@ -227,7 +227,8 @@ def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- serve log ---\n{log.read_text()[-3000:]}") from None
     assert receiver.titles()[0] == "DOWN: api"
-    assert f"http://127.0.0.1:{port}/runs/flow-run/" in receiver.messages[0]["message"]
+    link = "/runs/flow-run/" if mode else "/deployments/deployment/"  # continuous: no run yet when it decides
+    assert f"http://127.0.0.1:{port}{link}" in receiver.messages[0]["message"]
     assert interrupt(proc, timeout=60) == 0  # Ctrl-C: serve stops its own server and exits 0
     output = log.read_text()
     assert f"Prefect server: http://127.0.0.1:{port} (started here" in output

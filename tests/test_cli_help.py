@@ -72,10 +72,10 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout.strip() == f"alerting {version('outage-alerting')}"
 
 
-def test_readme_lists_in_process_and_states_the_server_rule():
+def test_readme_lists_the_serve_modes_and_states_the_server_rule():
     readme = (ROOT / "README.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith("| `alerting serve")]
-    assert table and "--in-process" in table[0]
+    assert table and "--runner continuous" in table[0] and "--runner prefect" in table[0]
     assert "PREFECT_API_URL` when it is set" in readme
     assert "alerting-local-server" in readme
 

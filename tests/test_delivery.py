@@ -117,8 +117,8 @@ def test_json_webhook_to_a_local_receiver(receiver):
 
 def test_a_failing_channel_does_not_block_the_others(receiver, failing_receiver, smtp_server, tmp_path):
     from alerting.config import Config
-    from alerting.cycle import _rows
     from alerting.outbox import deliver_pending
+    from alerting.record import alert_rows as _rows
     from alerting.store import Store
 
     m = render_down(down_result(), SPEC)

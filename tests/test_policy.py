@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.config import ConfigError, parse_config
-from alerting.cycle import plan_alerts
 from alerting.models import CheckResult, ErrorKind, MaintenanceWindow, MonitorSpec
 from alerting.policy import AlertKind, Hold, MonitorState, Status, hold_for, step
+from alerting.record import plan_alerts
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

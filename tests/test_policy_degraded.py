@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from alerting.cycle import plan_alerts
 from alerting.models import AlertKind, CheckResult, ErrorKind, MonitorSpec, MonitorState, Status
 from alerting.policy import Hold, hold_for, step
+from alerting.record import plan_alerts
 from alerting.render import cycle_message, render_event
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

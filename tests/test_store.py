@@ -10,8 +10,8 @@ import pytest
 
 from alerting.check import check
 from alerting.config import parse_config
-from alerting.cycle import record_cycle
 from alerting.outbox import deliver_pending
+from alerting.record import record_cycle
 from alerting.status_view import status_rows
 from alerting.store import SCHEMA_REVISION, VERSION_TABLE, NewAlert, Store, StoreError, check_history
 from toolkit import Receiver

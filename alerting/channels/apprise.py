@@ -105,6 +105,13 @@ class AppriseChannel:
             self._plugin_made = True
         return self._plugin
 
+    def warm(self) -> None:
+        try:
+            with masked_in_logs(self.secrets()):
+                self.plugin()  # Apprise loads the service's plugin on first use: ~1-2 s on this machine
+        except Exception:  # noqa: BLE001 - send() reports it
+            pass
+
     def send(self, message: AlertMessage) -> DeliveryResult:
         try:
             with self._lock, masked_in_logs(self.secrets()):

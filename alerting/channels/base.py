@@ -33,7 +33,9 @@ class Channel(Protocol):
     * ``send`` delivers one message and never raises: the result says whether the service accepted
       it and, when not, why (scrubbed of ``secrets()``), and how long the service asked us to wait;
     * ``target`` is where it goes, redacted: fit for logs, CLI output, the store and alert texts;
-    * ``secrets()`` are the strings to mask in any text about this channel (``alerting.redact.scrub``).
+    * ``secrets()`` are the strings to mask in any text about this channel (``alerting.redact.scrub``);
+    * ``warm()`` prepares what the first send would otherwise load (a plugin), so the first alert is
+      not the slow one; never raises.
     """
 
     kind: ClassVar[str]
@@ -45,6 +47,8 @@ class Channel(Protocol):
     def secrets(self) -> list[str]: ...
 
     def send(self, message: AlertMessage) -> DeliveryResult: ...
+
+    def warm(self) -> None: ...
 
 
 def failed(channel: Channel, message: AlertMessage, reason: str, extra_secrets: list[str] | None = None,

@@ -79,6 +79,9 @@ class BlockChannel:
         self._secrets = block_secrets(block)
         return block
 
+    def warm(self) -> None:
+        """Nothing: the block is read from the Prefect API at send time (it may change in the UI)."""
+
     def send(self, message: AlertMessage) -> DeliveryResult:
         try:
             with self._lock:

@@ -236,9 +236,13 @@ def serve(
     shard: str | None = typer.Option(
         None, "--shard", metavar="I/N",
         help="Serve only shard I of N (e.g. 1/2) of the monitors; run one serve per shard."),
-    in_process: bool = typer.Option(
-        False, "--in-process", help="Run each flow run inside this process instead of a new one per run "
-        "(~2-3 s less CPU per cycle; no process isolation or remote cancellation)."),
+    runner: str = typer.Option(
+        "continuous", "--runner", metavar="MODE",
+        help="continuous (default): this process checks each monitor on its own interval and alerts at "
+        "once; each flow run reports on those checks and ends Failed while a service is down. prefect: "
+        "Prefect's runner starts a new process per flow run, which checks the monitors that are due "
+        "(process isolation, ~2-3 s more CPU per cycle, checks only as precise as the schedule)."),
+    in_process: bool = typer.Option(False, "--in-process", hidden=True, help="Accepted for old scripts: the default now."),
 ) -> None:
     """Serve the monitor flow on a schedule (Prefect deployment). Starts a local Prefect server with
     its UI when none is configured; Ctrl-C stops both."""
@@ -246,6 +250,8 @@ def serve(
     from alerting.schedule import smallest_interval
 
     _check_shard(shard)
+    if runner not in ("continuous", "prefect"):
+        fail(f"--runner: '{runner}' is not a mode: use continuous (the default) or prefect")
     if shard and name == "service-monitor":
         name = f"service-monitor-shard-{shard.replace('/', '-of-')}"
     cfg = load(config)
@@ -281,7 +287,7 @@ def serve(
 
     refused = None
     try:
-        serve_monitor(config, seconds, name, server, shard, in_process)
+        serve_monitor(config, seconds, name, server, shard, runner)
     except (KeyboardInterrupt, TerminationSignal):
         pass
     except AlreadyServed as exc:
@@ -293,7 +299,7 @@ def serve(
             out.print("stopped")
     if refused is not None:
         fail(refused)
-    if in_process:
+    if runner == "continuous":
         # Prefect's background workers of in-process runs are not daemon threads and can hold the
         # interpreter open after Ctrl-C; everything is flushed and stopped by now.
         sys.stdout.flush()

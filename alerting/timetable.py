@@ -1,0 +1,77 @@
+"""When each monitor is checked next: its own interval, its own phase (pure; times are monotonic seconds).
+
+Slots stay exact: a monitor checked at ``t`` is next due at ``t + interval`` (not at the end of its
+check plus interval), so one monitor's checks are ``interval`` apart however long a check takes.
+A slot that passes while the monitor's previous check is still running, or while the process was
+behind, is *missed*: counted, not made up with a burst of catch-up checks.
+
+Monitors never checked before get their first slots ``1 / pace`` seconds apart (1,000 monitors over
+two seconds): about as fast as a pool works through them anyway, and their later slots stay spread,
+so no round is a burst of every check at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Timetable:
+    intervals: dict[str, float] = field(default_factory=dict)
+    missed: int = 0
+    _due: dict[str, float] = field(default_factory=dict)
+    _heap: list[tuple[float, str]] = field(default_factory=list)
+
+    def set_monitors(self, intervals: dict[str, float], now: float, ages: dict[str, float] | None = None,
+                     pace: float = 500.0) -> None:
+        """Track exactly these monitors. A new one is due now (the next ones ``1 / pace`` s apart), or,
+        when ``ages`` says it was checked ``age`` seconds ago (by an earlier process), one interval
+        after that check. A monitor whose interval changed is due at the sooner of its old slot and
+        one new interval from now."""
+        ages = ages or {}
+        fresh = 0
+        for name in list(self._due):
+            if name not in intervals:
+                del self._due[name]  # its heap entries are skipped when they come up
+        for name, interval in intervals.items():
+            old = self.intervals.get(name)
+            if name not in self._due:
+                age = ages.get(name)
+                if age is None:
+                    due = now + fresh / pace
+                    fresh += 1
+                else:
+                    due = now + max(0.0, interval - age)
+            elif old != interval:
+                due = min(self._due[name], now + interval)
+            else:
+                continue
+            self._schedule(name, due)
+        self.intervals = dict(intervals)
+
+    def _schedule(self, name: str, due: float) -> None:
+        self._due[name] = due
+        heapq.heappush(self._heap, (due, name))
+
+    def next_due(self) -> float | None:
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # a removed monitor, or a slot moved by set_monitors
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[tuple[str, float]]:
+        """(monitor, its slot) for every slot that has come; each monitor's next slot is scheduled."""
+        out = []
+        while (due := self.next_due()) is not None and due <= now:
+            _, name = heapq.heappop(self._heap)
+            interval = self.intervals[name]
+            behind = math.floor((now - due) / interval)  # whole slots that passed unchecked
+            self.missed += behind
+            out.append((name, due + behind * interval))
+            self._schedule(name, due + (behind + 1) * interval)
+        return out
+
+    def skip(self, count: int = 1) -> None:
+        """A slot came while that monitor's previous check was still running."""
+        self.missed += count

@@ -1,0 +1,138 @@
+"""Issue 16: a result goes through policy, outbox and delivery the moment its check ends; retry waits
+hold no per-host slot; the continuous monitor checks each monitor on its own interval."""
+
+import threading
+
+from alerting.check_pool import check_all
+from alerting.config import load_config
+from alerting.continuous import ContinuousMonitor
+from alerting.cycle import open_store
+from alerting.models import MonitorSpec
+from alerting.standalone import cycle_and_deliver
+from alerting.timetable import Timetable
+from toolkit import wait_for
+
+
+def test_healthy_monitors_do_not_wait_for_a_failing_ones_retries_on_the_same_host(target):
+    bad = MonitorSpec(name="bad", url=target.route("/bad", statuses=[503]), attempts=3,
+                      retry_backoff=2, retry_backoff_max=2)
+    healthy = [MonitorSpec(name=f"ok{i}", url=target.route(f"/ok{i}"), attempts=3) for i in range(20)]
+    order: list[str] = []
+    # ONE slot for the host, and the failing monitor first in line: if its retry waits held the
+    # slot, every healthy check would come after its three attempts
+    results = check_all([bad, *healthy], concurrency=32, per_host=1, on_result=lambda r: order.append(r.monitor))
+    assert [r.monitor for r in results] == ["bad", *(h.name for h in healthy)]
+    assert results[0].attempts == 3 and not results[0].ok
+    assert all(r.ok for r in results[1:])
+    assert order[-1] == "bad", order  # all twenty healthy results were in while it waited to retry
+    assert target.max_inflight == 1  # the host's limit held throughout
+
+
+def test_a_down_is_delivered_before_the_cycles_slowest_check_ends(target, receiver, write_config):
+    target.route("/bad", statuses=[503])
+    target.route("/slow", hang=True)  # answers only when the test releases it
+    path = write_config(
+        f"defaults: {{retry_backoff: 0, retry_backoff_max: 0, attempts: 1, channels: [hook]}}\n"
+        f"channels: {{hook: '{receiver.apprise_url()}'}}\n"
+        f"monitors:\n"
+        f"  - {{name: bad, url: '{target.url('/bad')}'}}\n"
+        f"  - {{name: slow, url: '{target.url('/slow')}', timeout: 2m}}\n"
+    )
+    config = load_config(path)
+    outcome: dict = {}
+    cycle = threading.Thread(target=lambda: outcome.update(zip(("report", "sent"), cycle_and_deliver(config), strict=True)))
+    cycle.start()
+    try:
+        receiver.wait_for(1, timeout=60)
+        assert receiver.titles() == ["DOWN: bad"]
+        assert cycle.is_alive() and target.inflight == 1  # the slow check has not ended yet
+    finally:
+        target.release()
+        cycle.join(timeout=120)
+    report = outcome["report"]
+    assert {r.monitor: r.ok for r in report.results} == {"bad": False, "slow": False}
+    assert [d.title for d in outcome["sent"]] == ["DOWN: bad", "DOWN: slow"]
+
+
+# --- the timetable (pure) --------------------------------------------------------------------------
+
+def test_slots_stay_exactly_one_interval_apart_whatever_the_check_takes():
+    table = Timetable()
+    table.set_monitors({"a": 30.0, "b": 10.0}, now=100.0, pace=float("inf"))  # no pacing of first slots
+    assert sorted(table.pop_due(100.0)) == [("a", 100.0), ("b", 100.0)]
+    assert table.pop_due(109.9) == []
+    assert table.pop_due(110.4) == [("b", 110.0)]  # dispatched late: the next slot is still 120
+    assert table.next_due() == 120.0
+    assert table.pop_due(125.0) == [("b", 120.0)]
+    assert sorted(table.pop_due(130.0)) == [("a", 130.0), ("b", 130.0)]
+    assert table.missed == 0
+
+
+def test_first_slots_of_new_monitors_are_paced_and_stay_spread():
+    table = Timetable()
+    table.set_monitors({"a": 30.0, "b": 30.0, "c": 30.0}, now=0.0, pace=10.0)
+    assert table.pop_due(0.0) == [("a", 0.0)]
+    assert table.pop_due(0.15) == [("b", 0.1)]
+    assert table.pop_due(0.2) == [("c", 0.2)]
+    assert [table.pop_due(t) for t in (30.0, 30.1, 30.2)] == [[("a", 30.0)], [("b", 30.1)], [("c", 30.2)]]
+
+
+def test_slots_that_pass_unchecked_are_counted_as_missed_not_made_up():
+    table = Timetable()
+    table.set_monitors({"a": 10.0}, now=0.0)
+    table.pop_due(0.0)
+    assert table.pop_due(35.0) == [("a", 30.0)]  # 10 and 20 passed: one check now, not three
+    assert table.missed == 2 and table.next_due() == 40.0
+    table.skip()  # a slot came while the previous check was still running
+    assert table.missed == 3
+
+
+def test_a_restart_keeps_each_monitors_phase_and_new_or_changed_monitors_are_due_soon():
+    table = Timetable()
+    table.set_monitors({"old": 30.0, "new": 30.0}, now=1000.0, ages={"old": 12.0})
+    assert table.pop_due(1000.0) == [("new", 1000.0)]
+    assert table.next_due() == 1018.0  # checked 12 s before the restart: due 18 s after it
+    table.set_monitors({"old": 5.0, "new": 30.0}, now=1001.0)  # its interval shortened
+    assert table.next_due() == 1006.0
+    table.set_monitors({"new": 30.0}, now=1002.0)  # removed
+    assert table.next_due() == 1030.0
+
+
+# --- the continuous monitor (real target, receiver and store) -------------------------------------
+
+def test_continuous_monitor_checks_on_interval_alerts_at_once_and_follows_the_config_file(
+    target, receiver, write_config
+):
+    target.route("/a")
+    target.route("/b", statuses=[503])
+    head = (f"defaults: {{retry_backoff: 0, retry_backoff_max: 0, attempts: 1, interval: 1s, channels: [hook]}}\n"
+            f"channels: {{hook: '{receiver.apprise_url()}'}}\n"
+            f"monitors:\n"
+            f"  - {{name: a, url: '{target.url('/a')}'}}\n"
+            f"  - {{name: b, url: '{target.url('/b')}'}}\n")
+    path = write_config(head)
+    live = ContinuousMonitor(path, interval=1.0).start()
+    try:
+        assert live.wait_first_round(timeout=60)
+        receiver.wait_for(1, timeout=60)
+        assert receiver.titles() == ["DOWN: b"]  # sent by the monitor itself, no flow run involved
+        target.wait_for_hits("/a", 3, timeout=60)  # every second, on its own
+        window = live.take_report()
+        assert not window.report.ok and "b (HTTP 503" in window.report.message
+        assert {e.monitor for e in window.report.events} == {"b"}
+        assert [d.title for d in window.deliveries] == ["DOWN: b"]
+
+        target.route("/b")  # b recovers: RESOLVED at once
+        wait_for(lambda: any(t.startswith("RESOLVED: b") for t in receiver.titles()), 60, what="RESOLVED: b")
+
+        target.route("/c")
+        path.write_text(head + f"  - {{name: c, url: '{target.url('/c')}'}}\n")
+        target.wait_for_hits("/c", 2, timeout=60)  # the changed file was picked up
+        path.write_text("monitors: [{name: broken\n")  # a broken edit keeps the last good config
+        hits = target.hits.get("/c", 0)
+        target.wait_for_hits("/c", hits + 2, timeout=60)
+        assert live.alive()
+    finally:
+        live.stop()
+    with open_store(load_config(write_config(head, "same-store.yaml"))) as store:
+        assert store.states()["b"].status.value == "UP"
