@@ -46,6 +46,7 @@ bench: setup          # every figure of the Performance section in one run (~60 
 	$(VENV)/bin/python bench/cycle.py
 	$(VENV)/bin/python bench/status_speed.py
 	$(VENV)/bin/python bench/check_types.py
+	$(VENV)/bin/python bench/status_page.py
 	$(VENV)/bin/python bench/steady.py --monitors 1000
 	$(VENV)/bin/python bench/steady.py --monitors 5000
 	$(VENV)/bin/python bench/steady.py --monitors 10000
@@ -53,10 +54,11 @@ bench: setup          # every figure of the Performance section in one run (~60 
 	$(VENV)/bin/python bench/alert_latency.py --monitors 1000
 	$(VENV)/bin/python bench/alert_latency.py --monitors 5000
 
-bench-quick: setup    # a few minutes: command wall times, one cycle at 100/1,000/5,000, status speed
+bench-quick: setup    # a few minutes: command wall times, one cycle at 100/1,000/5,000, status speed, status page
 	$(VENV)/bin/python bench/check_speed.py
 	$(VENV)/bin/python bench/cycle.py
 	$(VENV)/bin/python bench/status_speed.py
+	$(VENV)/bin/python bench/status_page.py
 
 clean:
 	rm -rf $(VENV) $(OLDEST) *.egg-info .pytest_cache

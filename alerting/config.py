@@ -197,6 +197,7 @@ class Config:
     fallback_after: int = 3  # failed delivery attempts before the fallback channel gets a copy
     history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)
     automations: Any = None  # alerting.server_alerts.AutomationsSpec (docs/automations.md)
+    status_page: Any = None  # alerting.status_page.spec.StatusPageSpec (README: status page)
     # the file says ``monitors: []`` in so many words: its monitors are Service Monitor blocks (UI)
     block_monitors_only: bool = False
 
@@ -258,6 +259,7 @@ class _FileShape(BaseModel):
     fallback_after: int = Field(default=3, ge=1, le=1000)
     history_retention: Any = Field(default=35 * 86400.0, validate_default=True)
     automations: dict[str, Any] | None = None  # validated by _parse_automations
+    status_page: dict[str, Any] | None = None  # validated by _parse_status_page
 
     @field_validator("defaults", "channels", "monitors", mode="before")
     @classmethod
@@ -460,6 +462,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
             )
         config.fallback_channel = shape.fallback_channel
     config.automations = _parse_automations(shape.automations, file, environ, config.problems)
+    config.status_page = _parse_status_page(shape.status_page, file, config.problems)
 
     # monitors: each validated alone
     seen: set[str] = set()
@@ -527,6 +530,22 @@ def _parse_automations(raw: dict[str, Any] | None, file: str, environ: dict[str,
     except ValidationError as exc:
         problems.extend(
             ConfigProblem(p.file, p.message, field="automations" + (f".{p.field}" if p.field else ""))
+            for p in pydantic_problems(exc, file)
+        )
+    return None
+
+
+def _parse_status_page(raw: dict[str, Any] | None, file: str, problems: list):
+    """The ``status_page:`` section, or None. A bad one is a problem, not fatal: monitors keep running."""
+    from alerting.status_page.spec import StatusPageSpec
+
+    if raw is None:
+        return None
+    try:
+        return StatusPageSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(
+            ConfigProblem(p.file, p.message, field="status_page" + (f".{p.field}" if p.field else ""))
             for p in pydantic_problems(exc, file)
         )
     return None

@@ -55,3 +55,24 @@ def percentile(hist: dict[int, int], q: float) -> float | None:
             return low * math.exp(math.log(high / low) * frac)
         seen += count
     return EDGES[max(hist)]
+
+
+def median(text: str | None) -> float | None:
+    """``percentile(parse(text), 50)`` in one pass over a stored histogram (the status page reads
+    thousands of them per build)."""
+    if not text:
+        return None
+    pairs = [(int(i), int(n)) for i, _, n in (part.partition(":") for part in text.split(","))]
+    if any(a[0] >= b[0] for a, b in zip(pairs, pairs[1:], strict=False)):  # ``dump`` writes them in order
+        pairs.sort()
+    total = sum(n for _, n in pairs)
+    if not total:
+        return None
+    rank, seen = total / 2, 0
+    for index, count in pairs:
+        if seen + count >= rank:
+            low, high = (EDGES[index - 1] if index > 0 else 0.0), EDGES[index]
+            frac = (rank - seen) / count if count else 1.0
+            return high * frac if low <= 0 else low * math.exp(math.log(high / low) * frac)
+        seen += count
+    return EDGES[pairs[-1][0]]

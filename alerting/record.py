@@ -69,6 +69,7 @@ def record_cycle(
             events += decided
         tx.save_states(list(states.values()), now)
         tx.add_history(results)
+        tx.record_incidents(list(states.values()), results, now, before)
         queued = tx.enqueue(plan_alerts(events, specs, config.storm_threshold, run_url))
     if prune:
         prune_history(store, config, now)

@@ -33,8 +33,10 @@ from alerting.store_schema import (  # noqa: F401 - re-exported: the schema is p
     VERSION_TABLE,
     NewAlert,
     OutboxRow,
+    check_daily,
     check_history,
     check_rollup,
+    incident,
     meta,
     metadata,
     monitor_state,
@@ -212,6 +214,39 @@ class Tx:
                 check_rollup.update().where((c.monitor_id == bindparam("_mid")) & (c.hour == bindparam("_hour"))),
                 updates,
             )
+
+    # -- incidents (the status page's list): opened when a monitor is confirmed DOWN, closed when it is not
+    def record_incidents(self, states: list[MonitorState], results: list[CheckResult], now: datetime,
+                         before: dict[str, MonitorState] | None = None) -> None:
+        """Open an incident for each monitor newly DOWN (its error kind and HTTP status from this
+        cycle's result, never its error text), close the open one of each monitor no longer DOWN.
+        With ``before`` (the states this cycle started from), only monitors that went into or out
+        of DOWN are looked at: a cycle without such a change costs no query."""
+        if before is not None:
+            states = [s for s in states
+                      if (s.status.value == "DOWN") != (s.monitor in before and before[s.monitor].status.value == "DOWN")]
+        if not states:
+            return
+        ids = self.ids(s.monitor for s in states)
+        c = incident.c
+        open_ = {r.monitor_id: r.id for r in self.conn.execute(
+            select(c.monitor_id, c.id).where(c.ended.is_(None), c.monitor_id.in_(list(ids.values()))))}
+        by_monitor = {r.monitor: r for r in results}
+        opened, closed = [], []
+        for state in states:
+            ident = ids[state.monitor]
+            if state.status.value == "DOWN" and ident not in open_:
+                result = by_monitor.get(state.monitor)
+                opened.append({"monitor_id": ident, "started": state.since or state.episode_start or now, "ended": None,
+                               "error": result.error.value if result is not None and result.error else None,
+                               "status": result.status_code if result is not None else None})
+            elif state.status.value != "DOWN" and ident in open_:
+                end = state.episode_end or state.since or now
+                closed.append({"_id": open_[ident], "ended": end})
+        if opened:
+            self.conn.execute(incident.insert(), opened)
+        if closed:
+            self.conn.execute(incident.update().where(c.id == bindparam("_id")), closed)
 
     # -- outbox
     def enqueue(self, alerts: list[NewAlert]) -> int:
@@ -401,6 +436,109 @@ class Store:
                 merged[name] = latency.add(merged.get(name, {}), latency.parse(text))
         return {name: [latency.percentile(hist, q) for q in qs] for name, hist in merged.items()}
 
+    # -- reads for the status page (alerting/status_page/data.py)
+    def raw_states(self, names: list[str]) -> dict[str, tuple[str, datetime | None, datetime | None]]:
+        """monitor -> (status as stored, since, last check). The status is the stored string, not
+        ``Status``: a page built by this code still shows a status a newer alerting wrote."""
+        c = monitor_state.c
+        query = select(c.monitor, c.status, c.degraded, c.since, c.updated_at).where(c.monitor.in_(names))
+        with self.engine.connect() as conn:
+            # UP at the warning level (slow, certificate expiring) shows as DEGRADED
+            return {r.monitor: ("DEGRADED" if r.status == "UP" and r.degraded else r.status, r.since, r.updated_at)
+                    for r in conn.execute(query)}
+
+    def daily_counts(self, first_day: int, now: datetime, names: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
+        """monitor -> {UTC day number (epoch days): (checks, ups)} from ``first_day`` to today.
+
+        Finished days come from ``check_daily``, which this fills from the hourly rollup the first
+        time it is asked for them (once a day; the first time, every day of the rollup: ~2 s at
+        1,000 monitors and 90 days); recent days are summed from the hourly rollup each time. A day
+        counts as finished an hour after it ends (a cycle running across midnight has committed)."""
+        settled = (int(now.timestamp()) - 3600) // 86400  # days before this one are finished
+        with self.engine.connect() as conn:
+            through = conn.execute(select(meta.c.value).where(meta.c.key == "daily_through")).scalar()
+        if through is None or int(through) < settled - 1:
+            # summed on a read connection (no lock: the recorder keeps writing), stored in a short write
+            start = 0 if through is None else int(through) + 1
+            c = check_rollup.c
+            day = (c.hour // 24).label("day")
+            fill = (
+                select(c.monitor_id, day, func.sum(c.checks), func.sum(c.ups))
+                .where(c.hour >= start * 24, c.hour < settled * 24)
+                .group_by(c.monitor_id, day)
+            )
+            with self.engine.connect() as conn:
+                rows = [{"monitor_id": m, "day": int(d), "checks": int(n), "ups": int(u)}
+                        for m, d, n, u in conn.execute(fill)]
+            with self.begin() as tx:
+                if tx.get_meta("daily_through") == through:  # else another builder stored them meanwhile
+                    tx.conn.execute(check_daily.delete().where(check_daily.c.day >= start, check_daily.c.day < settled))
+                    if rows:
+                        tx.conn.execute(check_daily.insert(), rows)
+                    tx.set_meta("daily_through", str(settled - 1))
+        d, r = check_daily.c, check_rollup.c
+        finished = (
+            select(monitor_state.c.monitor, d.day, d.checks, d.ups)
+            .select_from(check_daily.join(monitor_state, monitor_state.c.id == d.monitor_id))
+            .where(d.day >= first_day, d.day < settled, monitor_state.c.monitor.in_(names))
+        )
+        recent_day = (r.hour // 24).label("day")
+        recent = (
+            select(monitor_state.c.monitor, recent_day, func.sum(r.checks), func.sum(r.ups))
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == r.monitor_id))
+            .where(r.hour >= max(settled, first_day) * 24, monitor_state.c.monitor.in_(names))
+            .group_by(monitor_state.c.monitor, recent_day)
+        )
+        out: dict[str, dict[int, tuple[int, int]]] = {}
+        with self.engine.connect() as conn:
+            for query in (finished, recent):
+                for name, day_, checks, ups in conn.execute(query):
+                    out.setdefault(name, {})[int(day_)] = (int(checks), int(ups))
+        return out
+
+    def hourly_counts(self, hours: list[int], names: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
+        """monitor -> {epoch hour: (checks, ups)} for just these hours (maintenance hours, to take out)."""
+        if not hours or not names:
+            return {}
+        c = check_rollup.c
+        query = (
+            select(monitor_state.c.monitor, c.hour, c.checks, c.ups)
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == c.monitor_id))
+            .where(c.hour.in_(hours), monitor_state.c.monitor.in_(names))
+        )
+        out: dict[str, dict[int, tuple[int, int]]] = {}
+        with self.engine.connect() as conn:
+            for name, hour, checks, ups in conn.execute(query):
+                out.setdefault(name, {})[hour] = (checks, ups)
+        return out
+
+    def hourly_latency(self, first_hour: int, names: list[str]) -> dict[str, dict[int, float | None]]:
+        """monitor -> {epoch hour: median latency in ms} from ``first_hour`` on (hourly histograms)."""
+        c = check_rollup.c
+        query = (
+            select(monitor_state.c.monitor, c.hour, c.latency_hist)
+            .select_from(check_rollup.join(monitor_state, monitor_state.c.id == c.monitor_id))
+            .where(c.hour >= first_hour, monitor_state.c.monitor.in_(names))
+        )
+        out: dict[str, dict[int, float | None]] = {}
+        with self.engine.connect() as conn:
+            for name, hour, hist in conn.execute(query):
+                out.setdefault(name, {})[hour] = latency.median(hist)
+        return out
+
+    def incidents(self, since: datetime, names: list[str]) -> list[dict]:
+        """Incidents of these monitors still open or ended after ``since``, newest first:
+        {monitor, started, ended, error (ErrorKind value), status (HTTP)}."""
+        c = incident.c
+        query = (
+            select(monitor_state.c.monitor, c.started, c.ended, c.error, c.status)
+            .select_from(incident.join(monitor_state, monitor_state.c.id == c.monitor_id))
+            .where(c.ended.is_(None) | (c.ended >= since), monitor_state.c.monitor.in_(names))
+            .order_by(c.started.desc(), c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def history(self, monitor: str, limit: int) -> list[dict]:
         query = (
             select(check_history.c.ts, check_history.c.ok, check_history.c.status, check_history.c.latency_ms,
@@ -512,6 +650,8 @@ class Store:
             tx.conn.execute(outbox.delete().where(outbox.c.delivered_at < cutoff))
             oldest_hour = int((now - rollup_retention).timestamp()) // 3600
             tx.conn.execute(check_rollup.delete().where(check_rollup.c.hour < oldest_hour))
+            tx.conn.execute(incident.delete().where(incident.c.ended < now - rollup_retention))
+            tx.conn.execute(check_daily.delete().where(check_daily.c.day < oldest_hour // 24))
             return removed
 
 

@@ -29,12 +29,12 @@ from sqlalchemy import (
 # The head of alerting/migrations/versions, known without Alembic: opening a store that is already
 # at head reads one row and never imports Alembic (~0.1 s) or scans the revisions (a test checks it
 # is the head).
-SCHEMA_REVISION = "v3_degraded_state"
+SCHEMA_REVISION = "v4_degraded_state"
 VERSION_TABLE = "alerting_alembic_version"  # not "alembic_version": state_url may share a database with Prefect
 # Before Alembic the schema was versioned by hand in ``schema_version``; a store made then is stamped
 # with the matching revision, then upgraded. Revisions keep adding their number to ``schema_version``,
 # so an alerting from before Alembic refuses a store newer than it ("schema version N, newer ...").
-LEGACY_REVISIONS = {1: "v1_baseline", 2: "v2_outbox_bookkeeping", 3: "v3_degraded_state"}
+LEGACY_REVISIONS = {1: "v1_baseline", 2: "v2_outbox_bookkeeping", 3: "v3_incidents", 4: "v4_degraded_state"}
 
 
 class Epoch(TypeDecorator):
@@ -101,6 +101,26 @@ check_rollup = Table(  # one row per monitor and hour: uptime over days and mont
     Column("checks", Integer, nullable=False),
     Column("ups", Integer, nullable=False),
     Column("latency_hist", Text),  # alerting.latency buckets: "index:count,..."
+)
+check_daily = Table(  # per monitor and finished UTC day: made from check_rollup by the status page, once a day
+    "check_daily",
+    metadata,
+    Column("monitor_id", Integer, primary_key=True),
+    Column("day", Integer, primary_key=True),  # epoch seconds // 86400
+    Column("checks", Integer, nullable=False),
+    Column("ups", Integer, nullable=False),
+)
+incident = Table(  # one row per DOWN episode: the status page's incident list (error kind only, no text)
+    "incident",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, nullable=False),
+    Column("started", Epoch, nullable=False),  # the first failing check of the episode
+    Column("ended", Epoch),  # the first passing check after it; NULL while still down
+    Column("error", String(24)),  # ErrorKind value of the check that confirmed it
+    Column("status", SmallInteger),  # its HTTP status, if any
+    Index("ix_incident_monitor_started", "monitor_id", "started"),
+    Index("ix_incident_ended", "ended"),
 )
 outbox = Table(
     "outbox",

@@ -35,6 +35,7 @@ from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, MonitorSpec
 from alerting.outbox import deliver_pending
 from alerting.redact import install_log_redaction
+from alerting.status_page.build import build_after_cycle
 from blocks.loader import with_block_monitors
 from flows import run_reports
 from flows.automations import announce_late, announce_run
@@ -124,6 +125,7 @@ def _cycle(config: Config, monitors: list[MonitorSpec], shard: str | None, cycle
             deliveries = deliverer.close() if deliverer is not None else []
         table: list[dict] = []
         if store is not None and report.store_error is None:
+            build_after_cycle(config, store, logger)  # the status_page: section's site; logs, never raises
             try:
                 table = status_table(config, report, store)
             except Exception as exc:  # noqa: BLE001
@@ -142,6 +144,7 @@ def _continuous_window(live: ContinuousMonitor, config: Config, cycle_seconds: f
     window = live.take_report()
     table: list[dict] = []
     if live.store is not None and window.report.store_error is None:
+        build_after_cycle(config, live.store, logger)  # the status_page: section's site; logs, never raises
         try:
             table = status_table(config, window.report, live.store)
         except Exception as exc:  # noqa: BLE001

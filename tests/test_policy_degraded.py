@@ -3,7 +3,12 @@ own alert and its own RESOLVED; never DOWN; DOWN wins over it. Scripted timeline
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from alerting.models import AlertKind, CheckResult, ErrorKind, MonitorSpec, MonitorState, Status
 from alerting.policy import Hold, hold_for, step
@@ -112,6 +117,20 @@ def test_the_final_state_names_degraded_services_but_stays_ok():
 
 # --- end to end: a real slow target, the store, the outbox, a real receiver ----------------------------
 
+def _alerting(*args: str) -> tuple[int | None, str, str]:
+    """``alerting ARGS`` in its own process group, killed with it whatever happens."""
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("alerting")), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, out, err
+
+
 def test_a_slow_target_is_degraded_then_resolved_never_down(tmp_path, target, receiver):
     from alerting.config import parse_config
     from alerting.cycle import run_cycle
@@ -120,12 +139,13 @@ def test_a_slow_target_is_degraded_then_resolved_never_down(tmp_path, target, re
     from alerting.store import Store
 
     url = target.route("/api", statuses=[200], delay=0.3)
-    config = parse_config(
+    config_file = tmp_path / "monitors.yaml"
+    config_file.write_text(
         f"state_url: sqlite:///{tmp_path}/state.db\n"
         f"channels:\n  ops: {receiver.apprise_url()}\n"
-        f"monitors:\n  - name: api\n    url: {url}\n    degraded_after: 100ms\n    channels: [ops]\n",
-        str(tmp_path / "monitors.yaml"),
+        f"monitors:\n  - name: api\n    url: {url}\n    degraded_after: 100ms\n    channels: [ops]\n"
     )
+    config = parse_config(config_file.read_text(), str(config_file))
     assert not config.problems, config.problems
     store = Store(config.resolved_state_url())
     try:
@@ -134,6 +154,9 @@ def test_a_slow_target_is_degraded_then_resolved_never_down(tmp_path, target, re
         assert [e.kind for e in report.events] == [AlertKind.SLOW]
         assert status_rows(store, config, T0)[0]["status"] == "DEGRADED"
         assert [(h["ok"], h["error"]) for h in store.history("api", 1)] == [(True, "slow")]
+        assert store.raw_states(["api"])["api"][0] == "DEGRADED"  # what the status page shows
+        code, out, err = _alerting("status", "-c", str(config_file))
+        assert code == 0 and "DEGRADED" in out, out + err
         deliver_pending(store, config, now=T0)
         assert receiver.wait_for(1, timeout=30) and receiver.titles()[0].startswith("SLOW: api")
         target.routes["/api"].delay = 0.0

@@ -9,7 +9,8 @@ subprocess against a real Prefect server of this module (free port, own PREFECT_
 target answering 503 and a real json:// receiver; the canary must not be in:
 
 * any command's stdout or stderr (validate, check, check --json, run, run --json, status, notify, drill,
-  history, blocks list);
+  history, blocks list, status-page build);
+* every file of the public status page (index.html, status.json, badges);
 * the alert bodies the receiver got;
 * the state store (every row of every table of the SQLite file);
 * the Prefect database: logs, events, artifacts, flow and task run parameters, block documents read
@@ -184,6 +185,7 @@ def canary_world(tmp_path_factory):
             ("history --json", ["history", "refused-canary", "-c", str(config), "--json"]),
             ("blocks list", ["blocks", "list"]),
             ("blocks list -c", ["blocks", "list", "-c", str(config)]),
+            ("status-page build", ["status-page", "build", "-c", str(config), "--out", str(work / "site")]),
         ]:
             proc = _cli(args, work, env)
             runs[label] = proc
@@ -200,6 +202,11 @@ def canary_world(tmp_path_factory):
             and receiver.titles()))
         assert any("[DRILL] DOWN: api-canary" in t for t in titles), titles
         shown["alert bodies received"] = json.dumps(receiver.messages)
+
+        assert runs["status-page build"].returncode == 0, runs["status-page build"].stderr
+        shown["status page (every file of the site)"] = "\n".join(
+            p.read_text() for p in sorted((work / "site").rglob("*")) if p.is_file())
+        assert "api-canary" in shown["status page (every file of the site)"]
 
         store = work / ".alerting" / "state.db"
         shown["state store (every table)"] = _dump_sqlite(store)
@@ -231,7 +238,8 @@ def canary_world(tmp_path_factory):
 PLACES = [
     *(f"stdout+stderr of alerting {c}" for c in
       ("validate", "check", "check --json", "run", "run --json", "status", "status --json", "notify", "drill",
-       "history", "history --json", "blocks list", "blocks list -c")),
+       "history", "history --json", "blocks list", "blocks list -c", "status-page build")),
+    "status page (every file of the site)",
     "alert bodies received",
     "state store (every table)",
     "Prefect logs",

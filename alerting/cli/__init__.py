@@ -9,6 +9,7 @@ which imports none of them back:
     monitor_state.py  status, history, silence, unsilence (a monitor's alert state)
     blocks.py         blocks register | list
     automations.py    automations apply | list | delete
+    status_page.py    status-page build | serve
 
 Which Prefect API each command talks to: alerting/prefect_api.py.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import sys
 
 # importing a command module registers its commands; this order is the order of `alerting --help`
-from alerting.cli import automations, blocks, check, monitor_state, run  # noqa: F401
+from alerting.cli import automations, blocks, check, monitor_state, run, status_page  # noqa: F401
 from alerting.cli.app import app
 
 __all__ = ["app", "main"]

@@ -243,6 +243,9 @@ def serve(
         "Prefect's runner starts a new process per flow run, which checks the monitors that are due "
         "(process isolation, ~2-3 s more CPU per cycle, checks only as precise as the schedule)."),
     in_process: bool = typer.Option(False, "--in-process", hidden=True, help="Accepted for old scripts: the default now."),
+    status_page: str | None = typer.Option(
+        None, "--status-page", metavar="HOST:PORT", help="Also serve the status page (status_page: in the "
+        "config; rebuilt after each flow run) read-only at HOST:PORT, e.g. 127.0.0.1:8080."),
 ) -> None:
     """Serve the monitor flow on a schedule (Prefect deployment). Starts a local Prefect server with
     its UI when none is configured; Ctrl-C stops both."""
@@ -263,6 +266,7 @@ def serve(
         fail(f"--interval: {exc}")
     if seconds < 1:
         fail("--interval: must be at least 1s")
+    page_server = _status_page_server(cfg, config, status_page) if status_page else None
     import signal
 
     from flows.serve import ServerUnavailable, ensure_server, serve_monitor
@@ -295,6 +299,8 @@ def serve(
     finally:
         _flush_prefect_logs()
         server.stop()
+        if page_server is not None:
+            page_server.shutdown()
         if refused is None:
             out.print("stopped")
     if refused is not None:
@@ -305,6 +311,29 @@ def serve(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _status_page_server(cfg, config: Path, listen: str):
+    """The read-only server of the config's status page, started in a thread; exit 2 on bad input."""
+    import threading
+
+    from alerting.status_page.build import site_dir
+    from alerting.status_page.serve import make_server, parse_listen
+
+    if cfg.status_page is None or not cfg.status_page.build_every_cycle:
+        fail(f"{config}: field 'status_page': --status-page serves the page the served monitor builds; "
+             "add a status_page: section (out: site) with build_every_cycle left on")
+    try:
+        host, port = parse_listen(listen)
+        page_server = make_server(site_dir(cfg), host, port)  # type: ignore[arg-type]  # status_page is set
+    except ValueError as exc:
+        fail(f"--status-page: {exc}")
+    except OSError as exc:
+        fail(f"--status-page {listen}: {exc.strerror or exc}")
+    threading.Thread(target=page_server.serve_forever, name="status-page", daemon=True).start()
+    out.print(f"Status page: http://{host}:{page_server.server_address[1]}/ (read-only, rebuilt after each cycle "
+              f"into {site_dir(cfg)})")
+    return page_server
 
 
 def _flush_prefect_logs() -> None:

@@ -1,12 +1,12 @@
-"""The warning level of a monitor (``schema_version`` 3): DEGRADED (slow, certificate expiring) beside
+"""The warning level of a monitor (``schema_version`` 4): DEGRADED (slow, certificate expiring) beside
 UP, its counter, since when, what it said and whether people were told. Nullable: rows from before
 read as not degraded."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "v3_degraded_state"
-down_revision = "v2_outbox_bookkeeping"
+revision = "v4_degraded_state"
+down_revision = "v3_incidents"
 branch_labels = None
 depends_on = None
 
@@ -23,10 +23,10 @@ COLUMNS = (
 def upgrade() -> None:
     for name, kind in COLUMNS:
         op.add_column("monitor_state", sa.Column(name, kind))
-    op.execute(sa.text("INSERT INTO schema_version (version) VALUES (3)"))
+    op.execute(sa.text("INSERT INTO schema_version (version) VALUES (4)"))
 
 
 def downgrade() -> None:
-    op.execute(sa.text("DELETE FROM schema_version WHERE version = 3"))
+    op.execute(sa.text("DELETE FROM schema_version WHERE version = 4"))
     for name, _ in reversed(COLUMNS):
         op.drop_column("monitor_state", name)
