@@ -318,8 +318,8 @@ class MonitorSpec(BaseModel):
     verify_tls: bool = True
     conditions: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
         default_factory=list,
-        description="http: conditions on the JSON body, all must hold: '$.status == UP', "
-        "'$.db.latency_ms < 250', 'len($.items) > 0', '$.tags contains prod'",
+        description="http: conditions on the JSON body and headers, all must hold: '$.status == UP', "
+        "'$.db.latency_ms < 250', 'len($.items) > 0', '$.tags contains prod', 'header.Content-Type contains json'",
     )
     send: SecretStr | None = Field(
         default=None, max_length=4096, description="tcp: text to send after connecting (a secret: never shown)"

@@ -278,3 +278,17 @@ def test_a_drill_of_a_tcp_monitor_never_contacts_its_target(tmp_path, receiver):
         assert listener.accepted == 0
     finally:
         listener.close()
+
+
+def test_header_conditions_with_and_without_a_body(target):
+    url = target.route("/h", statuses=[200], body=json.dumps(BODY).encode(),
+                       headers={"Content-Type": "application/json", "X-Version": "7"})
+    assert check(spec(url, conditions=["header.content-type contains json", "header.X-Version >= 7",
+                                       "$.status == UP"])).ok
+    r = check(spec(url, conditions=["header.X-Version == 8"]))
+    assert not r.ok and r.error is ErrorKind.CONDITION_FAILED and r.message == "'header.X-Version == 8' failed: got \"7\""
+    r = check(spec(url, conditions=["header.X-Missing == 1"]))
+    assert not r.ok and "got nothing" in r.message
+    text = target.route("/t", statuses=[200], body=b"<html>", headers={"X-Version": "7"})
+    assert check(spec(text, conditions=["header.X-Version == 7"])).ok  # no JSON needed for a header
+    assert check(spec(text, method="HEAD", conditions=["header.X-Version == 7"])).ok

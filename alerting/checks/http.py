@@ -220,7 +220,10 @@ def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], f
                 False, code, latency, ErrorKind.KEYWORD_PRESENT,
                 f"forbidden text {spec.not_contains!r} found in the body", retryable=True,
             )
-    failure = conditions.first_failure(spec.conditions, body) if spec.conditions and spec.method != "HEAD" else None
+    failure = None
+    if spec.conditions:
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        failure = conditions.first_failure(spec.conditions, body if spec.method != "HEAD" else None, headers)
     if failure is not None:
         return Attempt(False, code, latency, ErrorKind.CONDITION_FAILED, failure, retryable=True,
                        final_url=final_url)
@@ -247,8 +250,9 @@ class HttpChecker:
                 conditions.parse(text)
             except ValueError as exc:
                 found.append((f"conditions[{index}]", str(exc)))
-        if spec.conditions and spec.method == "HEAD":
-            found.append(("conditions", "a HEAD request has no body to test: use GET or POST"))
+        if spec.method == "HEAD" and not found and any(conditions.on_body(text) for text in spec.conditions):
+            found.append(("conditions", "a HEAD request has no body to test: use GET or POST (header.NAME "
+                                        "conditions work with HEAD)"))
         return found
 
     def attempt(self, spec: MonitorSpec, context: Context) -> Attempt:
