@@ -45,6 +45,7 @@ bench: setup          # every figure of the Performance section in one run (~60 
 	$(VENV)/bin/python bench/check_speed.py
 	$(VENV)/bin/python bench/cycle.py
 	$(VENV)/bin/python bench/status_speed.py
+	$(VENV)/bin/python bench/check_types.py
 	$(VENV)/bin/python bench/status_page.py
 	$(VENV)/bin/python bench/steady.py --monitors 1000
 	$(VENV)/bin/python bench/steady.py --monitors 5000

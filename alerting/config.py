@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from alerting.channels import target_problem
+from alerting.checks import spec_problems
 from alerting.durations import bounded_duration
 from alerting.models import ChannelSpec, MaintenanceWindow, MonitorSpec
 from alerting.redact import register_secret
@@ -488,6 +489,10 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
             spec = MonitorSpec.model_validate(merged)
         except ValidationError as exc:
             config.problems.extend(pydantic_problems(exc, file, monitor=label))
+            continue
+        if type_problems := spec_problems(spec, entry):  # the type's own fields (alerting/checks/)
+            config.problems.extend(ConfigProblem(file, message, monitor=label, field=where)
+                                   for where, message in type_problems)
             continue
         if spec.name in seen:
             config.problems.append(

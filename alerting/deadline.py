@@ -127,7 +127,14 @@ class _DeadlineHTTPConnection(_Watched, HTTPConnection):
 
 
 class _DeadlineHTTPSConnection(_Watched, HTTPSConnection):
-    pass
+    peer_cert: bytes | None = None  # the server's certificate (DER), for the expiry warning of https checks
+
+    def connect(self) -> None:
+        super().connect()
+        try:
+            self.peer_cert = self.sock.getpeercert(binary_form=True) if self.sock is not None else None  # type: ignore[attr-defined]
+        except (OSError, ValueError, AttributeError):
+            self.peer_cert = None
 
 
 class _DeadlineHTTPPool(HTTPConnectionPool):

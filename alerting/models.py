@@ -177,6 +177,21 @@ class ErrorKind(str, Enum):
     KEYWORD_PRESENT = "keyword_present"
     INVALID_RESPONSE = "invalid_response"
     REDIRECT_ELSEWHERE = "redirect_elsewhere"  # follow_redirects: same-host, and it went elsewhere
+    CONDITION_FAILED = "condition_failed"  # a json: condition on the body did not hold
+    TCP_REFUSED = "tcp_refused"  # tcp: nothing listens on the port
+    REPLY_MISMATCH = "reply_mismatch"  # tcp: the reply lacked the expected text
+    DNS_NXDOMAIN = "dns_nxdomain"  # dns: the name does not exist
+    DNS_NO_ANSWER = "dns_no_answer"  # dns: the name exists, no record of that type
+    DNS_MISMATCH = "dns_mismatch"  # dns: records, but not the expected values
+    DNS_TIMEOUT = "dns_timeout"  # dns: the resolver did not answer
+    CERT_EXPIRED = "cert_expired"  # tls: the certificate is past its notAfter
+    CERT_INVALID = "cert_invalid"  # tls: hostname mismatch, untrusted chain, self-signed
+    STALE_DEPLOYMENT = "stale_deployment"  # prefect-deployment: no Completed run within max_age
+    DEPLOYMENT_FAILED = "deployment_failed"  # prefect-deployment: a Failed/Crashed run since the last Completed
+    DEPLOYMENT_MISSING = "deployment_missing"  # prefect-deployment: no such deployment
+    # warnings: the check passed, but the monitor is DEGRADED (alerting.policy; never DOWN)
+    SLOW = "slow"  # slower than degraded_after
+    CERT_EXPIRING = "cert_expiring"  # fewer days left than cert_expiry_warning
     CHECK_ERROR = "check_error"  # our own code failed, not the service: never a DOWN on its own
 
 
@@ -240,13 +255,42 @@ def _check_host(host: str) -> str | None:
 StatusList = Annotated[list[int], BeforeValidator(_parse_status_list)]
 
 
+def _one_or_many(value: object) -> object:
+    """A list, or one string for a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+def _off_or_days(value: object) -> object:
+    """``cert_expiry_warning``: a duration (14d) or off / never / 0 for no warning (None)."""
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("never", "off", "")):
+        return None
+    try:
+        if parse_duration(value) == 0:
+            return None
+    except ValueError:
+        pass
+    return bounded_duration(value, 3600.0, 365 * DAY)
+
+
+def _off_or_latency(value: object) -> object:
+    """``degraded_after``: a latency (800ms, 2s) or off (None)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("never", "off", "")):
+        return None
+    return bounded_duration(value, 0.1, 5 * MINUTE)
+
+
 class MonitorSpec(BaseModel):
     """One watched service, as validated from the YAML file (defaults already merged)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=200, description="unique name of the service")
-    url: str = Field(description="http(s) URL to check")
+    type: str = Field(
+        default="http", min_length=1, max_length=40,
+        description="what to check: http (default), tcp, dns, tls (alerting/checks/); "
+        "by default the URL's scheme says it (tcp://, dns://, tls://)",
+    )
+    url: str = Field(description="what to check: http(s)://, tcp://host:port, dns://name, tls://host[:port]")
     method: Literal["GET", "HEAD", "POST"] = "GET"
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="request headers; values are treated as secrets"
@@ -272,6 +316,36 @@ class MonitorSpec(BaseModel):
         "port (a redirect elsewhere is a failure); none: the redirect itself is the answer",
     )
     verify_tls: bool = True
+    conditions: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list,
+        description="http: conditions on the JSON body and headers, all must hold: '$.status == UP', "
+        "'$.db.latency_ms < 250', 'len($.items) > 0', '$.tags contains prod', 'header.Content-Type contains json'",
+    )
+    send: SecretStr | None = Field(
+        default=None, max_length=4096, description="tcp: text to send after connecting (a secret: never shown)"
+    )
+    expect: str | None = Field(default=None, max_length=4096, description="tcp: text the reply must contain")
+    record_type: str = Field(default="A", description="dns: A, AAAA, CNAME, MX, TXT or NS")
+    expect_values: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list, description="dns: values the answer must include (all of them)"
+    )
+    resolver: str | None = Field(default=None, description="dns: resolver address, ip or ip:port (default: the system's)")
+    cert_expiry_warning: Annotated[float | None, BeforeValidator(_off_or_days)] = Field(
+        default=14 * DAY,
+        description="tls and https: warn (DEGRADED, not DOWN) when the certificate expires within this; off for never",
+    )
+    degraded_after: Annotated[float | None, BeforeValidator(_off_or_latency)] = Field(
+        default=None, description="slower than this (the last attempt's latency) is DEGRADED, not DOWN: 100ms to 5m",
+    )
+    max_age: Annotated[float | None, _within(MINUTE, 366 * DAY)] = Field(
+        default=None, description="prefect-deployment: the last Completed run must have ended within this: 1m to 366d"
+    )
+    fail_on_failed_run: bool = Field(
+        default=True, description="prefect-deployment: a Failed or Crashed run after the last Completed is DOWN"
+    )
+    degraded_threshold: int = Field(
+        default=1, ge=1, le=1000, description="consecutive degraded runs (slow, certificate expiring) before a warning"
+    )
     channels: list[str] = Field(default_factory=list, description="channel names to alert")
     tags: list[str] = Field(default_factory=list)
     # alert lifecycle (see docs/lifecycle.md)
@@ -289,6 +363,16 @@ class MonitorSpec(BaseModel):
     )
     flap_window: FlapWindow = Field(default=3600.0, description="window for counting state changes: 1m to 7d")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _type_from_scheme(cls, data: object) -> object:
+        """No ``type``: the URL's scheme says it (``tcp://`` is a tcp monitor); http(s) is http."""
+        if isinstance(data, dict) and data.get("type") is None and isinstance(data.get("url"), str):
+            scheme, sep, _ = data["url"].strip().partition("://")
+            if sep and scheme.lower() not in ("http", "https") and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+                return {**data, "type": scheme.lower()}
+        return data
+
     @field_validator("method", mode="before")
     @classmethod
     def _upper_method(cls, value: object) -> object:
@@ -305,7 +389,7 @@ class MonitorSpec(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
         # The messages name the problem and the host, never the URL as written (it may carry a token).
         value = value.strip()
         if len(value) > MAX_URL_LENGTH:
@@ -316,10 +400,12 @@ class MonitorSpec(BaseModel):
             parts = urlsplit(value)
         except ValueError as exc:
             raise ValueError(f"not a valid URL ({exc})") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        http = info.data.get("type", "http") == "http"
+        if (http and parts.scheme not in ("http", "https")) or not parts.hostname:
             from alerting.redact import redact_target_url  # no user info, no secret query values
 
-            raise ValueError(f"expected an http:// or https:// URL with a host, got {redact_target_url(value)!r}")
+            wanted = "an http:// or https://" if http else f"a {parts.scheme}://"
+            raise ValueError(f"expected {wanted} URL with a host, got {redact_target_url(value)!r}")
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
@@ -415,6 +501,11 @@ class CheckResult(BaseModel):
     error: ErrorKind | None = None
     message: str = ""
     checked_at: UtcDatetime = Field(default_factory=utcnow)
+    type: str = Field(default="http", description="the monitor's type (http, tcp, dns, tls)")
+    warning: ErrorKind | None = Field(
+        default=None, description="ok, but DEGRADED: slow or cert_expiring (alerting.policy's warning level)"
+    )
+    warning_message: str = ""
 
     def summary(self) -> str:
         """Short reason used in flow state messages: ``HTTP 503``, ``timeout after 3 attempts``."""
@@ -450,6 +541,9 @@ class AlertKind(str, Enum):
     RESOLVED = "RESOLVED"
     REMINDER = "REMINDER"
     FLAPPING = "FLAPPING"
+    # the warning level (DEGRADED: up, but slow or its certificate expiring); its RESOLVED has level "warning"
+    SLOW = "SLOW"
+    CERT_EXPIRING = "CERT_EXPIRING"
 
 
 @dataclass(frozen=True)
@@ -471,6 +565,13 @@ class MonitorState:
     silence_reason: str | None = None
     changes: tuple[datetime, ...] = ()  # confirmed UP<->DOWN changes inside the flap window
     flapping: bool = False
+    # the warning level, beside UP (never while DOWN: DOWN wins): slow, or a certificate expiring
+    degraded: bool = False  # confirmed: degraded_threshold consecutive passing runs with a warning
+    notified_degraded: bool = False  # a SLOW / CERT_EXPIRING alert was sent, and no RESOLVED yet
+    consecutive_warnings: int = 0
+    degraded_since: datetime | None = None
+    warning_kind: str | None = None  # ErrorKind value of the last warning (slow, cert_expiring)
+    warning_text: str | None = None  # what the last warning said
 
     def silenced(self, now: datetime) -> bool:
         return self.silenced_until is not None and now < self.silenced_until
@@ -487,6 +588,7 @@ class AlertEvent:
     last_error: str | None = None
     result: CheckResult | None = None  # the check that led to it
     detail: str = ""  # FLAPPING: how many changes in what window; held DOWN: why it comes late
+    level: str = "down"  # "warning" for SLOW, CERT_EXPIRING and the RESOLVED that ends them
 
     @property
     def downtime(self) -> timedelta | None:

@@ -101,6 +101,7 @@ def step(
             changed = s.status is Status.UP
             s = replace(s, status=Status.DOWN, since=s.episode_start)
 
+    s = _track_degraded(s, result, spec, at)
     events: list[AlertEvent] = []
     s = _track_flapping(s, spec, now, changed, events, hold, result)
     if hold or s.flapping:
@@ -123,7 +124,39 @@ def step(
     elif s.status is Status.UP and s.notified_down:
         events.append(event(AlertKind.RESOLVED, up_since=s.episode_end or at))
         s = replace(s, notified_down=False, last_alert_at=now)
+    if s.status is not Status.DOWN and not s.notified_down:
+        warned = AlertEvent(AlertKind.SLOW, spec.name, now, down_since=s.degraded_since, first_error=s.warning_text,
+                            last_error=s.warning_text, result=result, level="warning")
+        if s.degraded and not s.notified_degraded:
+            kind = AlertKind.CERT_EXPIRING if s.warning_kind == ErrorKind.CERT_EXPIRING.value else AlertKind.SLOW
+            events.append(replace(warned, kind=kind))
+            s = replace(s, notified_degraded=True)
+        elif not s.degraded and s.notified_degraded:
+            events.append(replace(warned, kind=AlertKind.RESOLVED, up_since=at))
+            s = replace(s, notified_degraded=False)
     return s, events
+
+
+def _track_degraded(s: MonitorState, result: CheckResult, spec: MonitorSpec, at: datetime) -> MonitorState:
+    """The warning level: DEGRADED after ``degraded_threshold`` consecutive passing runs with a
+    warning (slow, certificate expiring); the first passing run without one ends it. A failing run
+    that is not (yet) DOWN changes nothing here; DOWN wins: it ends DEGRADED without a word (the DOWN
+    alert says more, and its RESOLVED ends both)."""
+    if s.status is Status.DOWN:
+        if s.degraded or s.notified_degraded or s.consecutive_warnings:
+            return replace(s, degraded=False, notified_degraded=False, consecutive_warnings=0, degraded_since=None)
+        return s
+    if not result.ok:
+        return s
+    if result.warning is not None:
+        s = replace(s, consecutive_warnings=s.consecutive_warnings + 1, warning_kind=result.warning.value,
+                    warning_text=result.warning_message or result.warning.value.replace("_", " "))
+        if not s.degraded and s.consecutive_warnings >= spec.degraded_threshold:
+            s = replace(s, degraded=True, degraded_since=at)
+        return s
+    if s.degraded or s.consecutive_warnings:
+        s = replace(s, degraded=False, consecutive_warnings=0)
+    return s
 
 
 def _track_flapping(

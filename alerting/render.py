@@ -85,12 +85,9 @@ def render_down(
 
 
 def _expected(spec: MonitorSpec) -> str:
-    parts = [spec.expectation()]
-    if spec.contains is not None:
-        parts.append(f"body contains {spec.contains!r}")
-    if spec.not_contains is not None:
-        parts.append(f"body without {spec.not_contains!r}")
-    return ", ".join(parts)
+    from alerting.checks import expectation  # each type says what passing means
+
+    return expectation(spec)
 
 
 def render_test(title: str, body: str) -> AlertMessage:
@@ -120,6 +117,9 @@ def cycle_message(
         message = f"{len(down)} of {total} service{'s' if total != 1 else ''} down: {listed}"
     else:
         message = f"all {total} service{'s' if total != 1 else ''} up" if total else "no monitors to check"
+    degraded = [r for r in results if r.ok and r.warning is not None]
+    if degraded:  # the warning level: named, but never a failed run
+        message += "; degraded: " + ", ".join(f"{r.monitor} ({r.warning.value})" for r in degraded if r.warning)
     if not_due:
         if not total:
             message = "no monitor due for a check"
@@ -179,6 +179,23 @@ def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> Ale
         lead = f"{spec.name} is still DOWN after {lasted}: {event.last_error or 'down'}"
         rows = [("Down since", _utc(event.down_since)), ("First error", event.first_error or "n/a"),
                 ("Last error", event.last_error or "n/a")]
+    elif kind in ("SLOW", "CERT_EXPIRING"):
+        what = "SLOW" if kind == "SLOW" else "up, but its certificate expires soon"
+        lead = f"{spec.name} is {what}: {event.last_error or kind.lower()}"
+        rows = [("Degraded since", _utc(event.down_since)), ("Expected", _expected(spec))]
+        if spec.degraded_after is not None and kind == "SLOW":
+            rows.append(("Slow means", f"slower than {_ms(spec.degraded_after * 1000)}"))
+        if result is not None:
+            rows.append(("Latency", f"{_ms(result.latency_ms)} (last attempt)"))
+            rows.append(("Checked", _when(result)))
+        rows.append(("Level", "warning: the service answers; this is not a DOWN"))
+    elif kind == "RESOLVED" and event.level == "warning":
+        was = "slow" if "certificate" not in (event.last_error or "") else "degraded (certificate expiring)"
+        lead = f"{spec.name} is no longer {was} after {lasted}"
+        rows = [("Degraded", f"{_utc(event.down_since)} to {_utc(event.up_since)} ({lasted})"),
+                ("Last warning", event.last_error or "n/a")]
+        if result is not None:
+            rows.append(("Latency now", _ms(result.latency_ms)))
     elif kind == "RESOLVED":
         lead = f"{spec.name} is back UP after {lasted} down"
         rows = [("Down", f"{_utc(event.down_since)} to {_utc(event.up_since)} ({lasted})"),
@@ -194,7 +211,9 @@ def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> Ale
     if run_url:
         rows.append((_link_label(run_url), run_url))
     markdown, text = _doc(lead + ".", rows)
-    title = f"{kind}: {spec.name}" + (f" (down {lasted})" if kind == "RESOLVED" else "")
+    shown_kind = "CERT EXPIRING" if kind == "CERT_EXPIRING" else kind
+    state = "degraded" if event.level == "warning" else "down"
+    title = f"{shown_kind}: {spec.name}" + (f" ({state} {lasted})" if kind == "RESOLVED" else "")
     return AlertMessage(kind, spec.name, title, markdown, text, severity=severity_of(kind))
 
 
@@ -207,6 +226,8 @@ def render_storm(events: list, *, run_url: str | None = None) -> AlertMessage:
     from alerting.durations import format_duration
 
     def line(e) -> str:
+        if kind == "RESOLVED" and e.level == "warning":
+            return f"{e.monitor}: no longer degraded ({e.last_error or 'warning'})"
         if kind == "RESOLVED" and e.downtime is not None:
             return f"{e.monitor}: was down {format_duration(e.downtime.total_seconds())} ({e.last_error or 'down'})"
         return f"{e.monitor}: {e.last_error or verb}"

@@ -13,10 +13,14 @@ from alerting.config import Config
 from alerting.cycle import CycleReport, open_store, queue_drill, run_cycle
 from alerting.deliverer import Deliverer
 from alerting.delivery import DeliveryResult
-from alerting.models import CheckResult, MonitorSpec
+from alerting.models import CheckResult, ErrorKind, MonitorSpec
 from alerting.outbox import deliver_pending
+from alerting.redact import redact_target_url
 
 log = logging.getLogger(__name__)
+# the failure a drill makes up for a monitor that is not http (its target is not contacted)
+DRILL_KINDS = {"tcp": ErrorKind.TCP_REFUSED, "dns": ErrorKind.DNS_NXDOMAIN, "tls": ErrorKind.CERT_INVALID,
+               "prefect-deployment": ErrorKind.STALE_DEPLOYMENT}
 
 
 def cycle_and_deliver(
@@ -53,8 +57,13 @@ def simulated_outage(spec: MonitorSpec, status: int) -> Iterator[None]:
 def run_drill(config: Config, spec: MonitorSpec, status: int = 503) -> tuple[CheckResult, list[DeliveryResult]]:
     """Fire drill: the real check against a simulated ``status``, then a ``[DRILL] DOWN`` through the
     outbox and the deliverer like any alert. The monitor's state is not touched."""
-    with simulated_outage(spec, status):
-        result = check(spec)
+    if spec.type == "http":
+        with simulated_outage(spec, status):
+            result = check(spec)
+    else:  # no HTTP to answer in its place: the failure is made up whole, and the target is not contacted
+        kind = DRILL_KINDS.get(spec.type, ErrorKind.CONNECTION)
+        result = CheckResult(monitor=spec.name, url=redact_target_url(spec.url), ok=False, type=spec.type,
+                             error=kind, message=f"simulated {kind.value.replace('_', ' ')} (alerting drill)")
     with open_store(config) as store:
         alert_id = queue_drill(store, spec, result)
         return result, deliver_pending(store, config, only={alert_id})

@@ -29,7 +29,7 @@ def status_rows(store: Store, config: Config, now: datetime, names: list[str] | 
         up = uptime.get(spec.name, {})
         rows.append({
             "monitor": spec.name,
-            "status": state.status.value,
+            "status": "DEGRADED" if state.degraded and state.status.value == "UP" else state.status.value,
             "since": state.since.isoformat(timespec="seconds") if state.since else None,
             "uptime_24h": _round(up.get("24h")),
             "uptime_7d": _round(up.get("7d")),
@@ -41,6 +41,7 @@ def status_rows(store: Store, config: Config, now: datetime, names: list[str] | 
             "silence_reason": state.silence_reason if state.silenced(now) else None,
             "maintenance": window.label() if window else None,
             "flapping": state.flapping,
+            "warning": state.warning_text if state.degraded else None,
         })
     return rows
 

@@ -76,6 +76,12 @@ def _state_from_row(row) -> MonitorState:
         silence_reason=row.silence_reason,
         changes=tuple(datetime.fromtimestamp(t, timezone.utc) for t in json.loads(row.changes or "[]")),
         flapping=bool(row.flapping),
+        degraded=bool(row.degraded),
+        notified_degraded=bool(row.notified_degraded),
+        consecutive_warnings=row.consecutive_warnings or 0,
+        degraded_since=row.degraded_since,
+        warning_kind=row.warning_kind,
+        warning_text=row.warning_text,
     )
 
 
@@ -96,7 +102,18 @@ def _state_values(state: MonitorState, now: datetime) -> dict:
         "changes": json.dumps([round(t.timestamp(), 3) for t in state.changes]),
         "flapping": state.flapping,
         "updated_at": now,
+        "degraded": state.degraded,
+        "notified_degraded": state.notified_degraded,
+        "consecutive_warnings": state.consecutive_warnings,
+        "degraded_since": state.degraded_since,
+        "warning_kind": state.warning_kind,
+        "warning_text": state.warning_text,
     }
+
+
+def _history_error(result: CheckResult) -> str | None:
+    kind = result.error or result.warning
+    return kind.value if kind is not None else None
 
 
 class Tx:
@@ -157,7 +174,8 @@ class Tx:
                     "ok": r.ok,
                     "status": r.status_code,
                     "latency_ms": None if r.latency_ms is None else int(round(r.latency_ms)),
-                    "error": r.error.value if r.error is not None else None,
+                    # an ok check with a warning keeps it here (slow, cert_expiring): history shows DEGRADED runs
+                    "error": _history_error(r),
                 }
                 for r in results
             ],
@@ -423,9 +441,11 @@ class Store:
         """monitor -> (status as stored, since, last check). The status is the stored string, not
         ``Status``: a page built by this code still shows a status a newer alerting wrote."""
         c = monitor_state.c
-        query = select(c.monitor, c.status, c.since, c.updated_at).where(c.monitor.in_(names))
+        query = select(c.monitor, c.status, c.degraded, c.since, c.updated_at).where(c.monitor.in_(names))
         with self.engine.connect() as conn:
-            return {r.monitor: (r.status, r.since, r.updated_at) for r in conn.execute(query)}
+            # UP at the warning level (slow, certificate expiring) shows as DEGRADED
+            return {r.monitor: ("DEGRADED" if r.status == "UP" and r.degraded else r.status, r.since, r.updated_at)
+                    for r in conn.execute(query)}
 
     def daily_counts(self, first_day: int, now: datetime, names: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
         """monitor -> {UTC day number (epoch days): (checks, ups)} from ``first_day`` to today.

@@ -29,12 +29,12 @@ from sqlalchemy import (
 # The head of alerting/migrations/versions, known without Alembic: opening a store that is already
 # at head reads one row and never imports Alembic (~0.1 s) or scans the revisions (a test checks it
 # is the head).
-SCHEMA_REVISION = "v3_incidents"
+SCHEMA_REVISION = "v4_degraded_state"
 VERSION_TABLE = "alerting_alembic_version"  # not "alembic_version": state_url may share a database with Prefect
 # Before Alembic the schema was versioned by hand in ``schema_version``; a store made then is stamped
 # with the matching revision, then upgraded. Revisions keep adding their number to ``schema_version``,
 # so an alerting from before Alembic refuses a store newer than it ("schema version N, newer ...").
-LEGACY_REVISIONS = {1: "v1_baseline", 2: "v2_outbox_bookkeeping", 3: "v3_incidents"}
+LEGACY_REVISIONS = {1: "v1_baseline", 2: "v2_outbox_bookkeeping", 3: "v3_incidents", 4: "v4_degraded_state"}
 
 
 class Epoch(TypeDecorator):
@@ -73,6 +73,13 @@ monitor_state = Table(
     Column("changes", Text, nullable=False, default="[]"),  # JSON list of epoch seconds
     Column("flapping", Boolean, nullable=False, default=False),
     Column("updated_at", Epoch),
+    # v3: the warning level (DEGRADED); nullable, so rows from v2 read as not degraded
+    Column("degraded", Boolean),
+    Column("notified_degraded", Boolean),
+    Column("consecutive_warnings", Integer),
+    Column("degraded_since", Epoch),
+    Column("warning_kind", String(24)),
+    Column("warning_text", Text),
 )
 check_history = Table(
     "check_history",

@@ -18,8 +18,19 @@ from typing import Annotated, Any, Literal
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, SecretStr, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
+from alerting.checks import spec_problems
 from alerting.durations import parse_duration
 from alerting.models import MonitorSpec
 
@@ -28,7 +39,9 @@ MONITOR_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/
 # block field -> MonitorSpec field (every other block field has the MonitorSpec field's name)
 RENAMED = {"service_name": "name"}
 BLOCK_ONLY = ("enabled",)
-DURATION_FIELDS = ("interval", "timeout", "retry_backoff", "retry_backoff_max", "flap_window", "renotify_every")
+DURATION_FIELDS = ("interval", "timeout", "retry_backoff", "retry_backoff_max", "flap_window", "renotify_every",
+                   "cert_expiry_warning", "degraded_after", "max_age")
+OFF_WORDS = ("never", "off")  # renotify_every, cert_expiry_warning, degraded_after: none at all
 
 
 def _duration_text(value: object) -> object:
@@ -53,6 +66,8 @@ def _int_schema(low: int, high: int) -> WithJsonSchema:
 
 
 Attempts = Annotated[int | None, _int_schema(1, 20)]
+OptionalSwitch = Annotated[bool | None, WithJsonSchema({"type": "boolean"})]
+OptionalSecret = Annotated[SecretStr | None, WithJsonSchema({"type": "string", "format": "password", "writeOnly": True})]
 Redirects = Annotated[int | None, _int_schema(0, 30)]
 Threshold = Annotated[int | None, _int_schema(1, 1000)]
 FlapThreshold = Annotated[int | None, _int_schema(0, 1000)]
@@ -97,7 +112,8 @@ class ServiceMonitor(Block):
     _logo_url = MONITOR_LOGO
     _documentation_url = HttpUrl("https://docs.prefect.io/v3/concepts/blocks")
     _description = (
-        "Outage alerting: an HTTP(S) service the monitor flow checks on every run; when it is down, "
+        "Outage alerting: a service the monitor flow checks (HTTP(S), TCP, DNS, TLS certificate or a Prefect "
+        "deployment's runs); when it is down, "
         "its channels get a DOWN alert. Every field left empty takes the YAML file's defaults."
     )
 
@@ -113,8 +129,14 @@ class ServiceMonitor(Block):
     url: SecretStr = Field(
         default=...,
         title="URL",
-        description="The http:// or https:// address to check. Kept secret (URLs often carry tokens); "
+        description="What to check: an http:// or https:// address, or tcp://host:port, dns://name, "
+        "tls://host:port, prefect-deployment://FLOW/DEPLOYMENT. Kept secret (URLs often carry tokens); "
         "alerts show it with credentials and tokens masked.",
+    )
+    type: OptionalText = Field(
+        default=None, title="Check type",
+        description="http (default), tcp, dns, tls or prefect-deployment. Empty: the URL's scheme says it "
+        "(tcp://host:port, dns://name, tls://host:port, prefect-deployment://FLOW/DEPLOYMENT), else http.",
     )
     method: Literal["GET", "HEAD", "POST"] = Field(default="GET", title="HTTP method", description="HTTP method of the check.")
     headers: SecretDict = Field(
@@ -133,6 +155,47 @@ class ServiceMonitor(Block):
     )
     not_contains: str = Field(
         default="", title="Body must not contain", description="Text that must not be in the response body. Empty: no check."
+    )
+    conditions: list[str] = Field(
+        default_factory=list, title="JSON conditions",
+        description="http: conditions on the JSON body, all must hold, e.g. [\"$.status == UP\", "
+        "\"$.db.latency_ms < 250\", \"len($.items) > 0\"]. Empty: none.",
+    )
+    send: OptionalSecret = Field(
+        default=None, title="TCP: text to send", description="tcp: text sent after connecting. Kept secret. Empty: none.",
+    )
+    expect: OptionalText = Field(
+        default=None, title="TCP: reply must contain", description="tcp: text the reply must contain. Empty: no reply check.",
+    )
+    record_type: OptionalText = Field(
+        default=None, title="DNS: record type", description="dns: A, AAAA, CNAME, MX, TXT or NS. Empty: A.",
+    )
+    expect_values: list[str] = Field(
+        default_factory=list, title="DNS: expected values",
+        description="dns: values the answer must include, e.g. [\"10.0.0.7\"]. Empty: any answer.",
+    )
+    resolver: OptionalText = Field(
+        default=None, title="DNS: resolver", description="dns: resolver address, ip or ip:port. Empty: the system's.",
+    )
+    cert_expiry_warning: DurationText = _duration(
+        "Certificate expiry warning",
+        "tls and https: a certificate expiring within this is a warning (DEGRADED, not DOWN); 'off' for none.", "14d",
+    )
+    degraded_after: DurationText = _duration(
+        "Slow after", "Slower than this (the last attempt) is DEGRADED with a SLOW alert, not DOWN; 'off' for none.",
+        "800ms",
+    )
+    degraded_threshold: Threshold = Field(
+        default=None, ge=1, le=1000, title="Degraded runs before a warning",
+        description="Consecutive slow (or certificate expiring) runs before the SLOW alert. Empty: defaults, else 1.",
+    )
+    max_age: DurationText = _duration(
+        "Prefect deployment: max age",
+        "prefect-deployment: the last Completed run must have ended within this (required for that type).", "26h",
+    )
+    fail_on_failed_run: OptionalSwitch = Field(
+        default=None, title="Prefect deployment: a failed run is DOWN",
+        description="prefect-deployment: a Failed or Crashed run since the last Completed one is DOWN. Empty: yes.",
     )
     # --- how often and how hard
     interval: DurationText = _duration(
@@ -206,7 +269,7 @@ class ServiceMonitor(Block):
     @field_validator(*DURATION_FIELDS)
     @classmethod
     def _readable_duration(cls, value: str | None, info) -> str | None:
-        if value is None or (info.field_name == "renotify_every" and value.strip().lower() in ("never", "off")):
+        if value is None or (info.field_name != "interval" and value.strip().lower() in OFF_WORDS):
             return value
         parse_duration(value)  # raises a readable ValueError naming the expected form
         return value.strip()
@@ -227,7 +290,18 @@ class ServiceMonitor(Block):
                 continue  # empty: the YAML defaults, else the built-in default
             if name == "maintenance":
                 value = [w.model_dump(exclude_none=True) for w in value]
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             fields[name] = list(value) if isinstance(value, list) else value
         if headers := self.headers.get_secret_value():
             fields["headers"] = headers
-        return MonitorSpec.model_validate({**(defaults or {}), **fields})
+        spec = MonitorSpec.model_validate({**(defaults or {}), **fields})
+        # what the block sets for its type; verify_tls (a switch, shared by http and tls) and the default
+        # method are always there, whatever the type
+        given = [name for name in fields if name != "verify_tls" and not (name == "method" and self.method == "GET")]
+        if problems := spec_problems(spec, given):  # the type's own fields, as for a YAML monitor
+            raise ValidationError.from_exception_data("ServiceMonitor", [
+                {"type": "value_error", "loc": (field,), "input": None, "ctx": {"error": ValueError(message)}}
+                for field, message in problems
+            ])
+        return spec

@@ -2,7 +2,8 @@
 
 The canary sits in a channel URL (from ``${OPS_URL}``: path and ``+X-Token`` header), in monitor
 URLs (user info, query values named ``token``/``jwt``/``sid``, a ``/ping/<token>`` path segment, and
-a plain-looking path segment that came from ``${SVC_TOKEN}``), in monitor headers, in an Apprise
+a plain-looking path segment that came from ``${SVC_TOKEN}``), in monitor headers, in a tcp monitor's
+URL and ``send`` line and a JSON condition whose failure reports the value seen (issue 12), in an Apprise
 Channel block and in a Service Monitor block (URL and headers). Every command then runs as a real
 subprocess against a real Prefect server of this module (free port, own PREFECT_HOME), a real local
 target answering 503 and a real json:// receiver; the canary must not be in:
@@ -117,6 +118,7 @@ def canary_world(tmp_path_factory):
         target.route(f"/ping/{CANARY}", statuses=[503])
         target.route(f"/env/{CANARY}", statuses=[503])
         target.route(f"/shop/{CANARY}", statuses=[503])
+        target.route("/session", statuses=[200], body=json.dumps({"session": CANARY}).encode())
         env = {
             **os.environ,
             "PREFECT_API_URL": api,
@@ -134,6 +136,7 @@ def canary_world(tmp_path_factory):
         tp = target.port
         config = work / "monitors.yaml"
         config.write_text(
+            "storm_threshold: 0\n"  # one alert per monitor: each text is checked, not one storm summary
             "defaults:\n  attempts: 1\n  retry_backoff: 0s\n  timeout: 5s\n  channels: [ops]\n"
             'channels:\n  ops: "${OPS_URL}"\n'
             "monitors:\n"
@@ -145,6 +148,13 @@ def canary_world(tmp_path_factory):
             f"    headers: {{X-Env: '${{SVC_TOKEN}}'}}\n"
             f"  - name: refused-canary\n"
             f"    url: 'http://127.0.0.1:{free_port()}/ping/{CANARY}?access_token={CANARY}'\n"
+            # the check types (issue 12): a tcp line to send, a JSON condition, both from ${SVC_TOKEN}
+            f"  - name: tcp-canary\n"
+            f"    url: 'tcp://user:{CANARY}@127.0.0.1:{free_port()}'\n"
+            f"    send: 'AUTH {CANARY} ${{SVC_TOKEN}}'\n"
+            f"  - name: json-canary\n"
+            f"    url: 'http://127.0.0.1:{tp}/session'\n"
+            f"    conditions: ['$.session != ${{SVC_TOKEN}}']\n"
         )
 
         from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -187,7 +197,8 @@ def canary_world(tmp_path_factory):
         assert runs["notify"].returncode == 0, runs["notify"].stdout + runs["notify"].stderr
         titles = _poll("DOWN alerts for the three monitors", lambda: (
             {t for t in receiver.titles() if "DOWN" in t}
-            >= {"DOWN: api-canary", "DOWN: env-canary", "DOWN: shop-canary", "DOWN: refused-canary"}
+            >= {"DOWN: api-canary", "DOWN: env-canary", "DOWN: shop-canary", "DOWN: refused-canary",
+                "DOWN: tcp-canary", "DOWN: json-canary"}
             and receiver.titles()))
         assert any("[DRILL] DOWN: api-canary" in t for t in titles), titles
         shown["alert bodies received"] = json.dumps(receiver.messages)

@@ -42,6 +42,8 @@ from alerting.store import (
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 OUTBOX_V2_COLUMNS = {"next_attempt_at", "gave_up_at", "superseded_at"}
 LATER_TABLES = {"incident", "check_daily"}  # tables added after schema_version 2 (v3_incidents)
+LATER_STATE_COLUMNS = {"degraded", "notified_degraded", "consecutive_warnings", "degraded_since", "warning_kind",
+                       "warning_text"}  # monitor_state columns added by v4_degraded_state
 NEWER = max(LEGACY_REVISIONS) + 1  # a schema_version this alerting does not know
 
 
@@ -211,10 +213,11 @@ def test_opening_a_store_at_head_reads_its_revision_without_importing_alembic(tm
 def test_a_version_1_sqlite_store_is_upgraded_and_keeps_its_rows(tmp_path):
     url = f"sqlite:///{tmp_path / 'state.db'}"
     make_legacy_store(url, 1)
-    # the old DDL: what differs from today's tables is the three outbox columns and the tables
-    # added since (and nothing else)
-    assert sorted((d[0], d[2], d[3].name) for d in schema_problems(url) if d[0] == "add_column") == [
-        ("add_column", "outbox", name) for name in sorted(OUTBOX_V2_COLUMNS)]
+    # the old DDL: what differs from today's tables is the three outbox columns, the monitor_state
+    # columns and the tables added since (and nothing else)
+    assert sorted((d[0], d[2], d[3].name) for d in schema_problems(url) if d[0] == "add_column") == sorted(
+        [("add_column", "outbox", name) for name in OUTBOX_V2_COLUMNS]
+        + [("add_column", "monitor_state", name) for name in LATER_STATE_COLUMNS])
     assert sorted(d[1].name for d in schema_problems(url) if d[0] == "add_table") == sorted(LATER_TABLES)
     assert {d[1].table.name for d in schema_problems(url) if d[0] == "add_index"} <= LATER_TABLES  # their indexes
     assert {d[0] for d in schema_problems(url)} == {"add_column", "add_table", "add_index"}

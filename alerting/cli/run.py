@@ -160,7 +160,8 @@ def drill(
 
     with prefect_api.using(prefect_api.for_run()):  # block channels need the API
         result, deliveries = run_drill(cfg, spec, status)
-    out.print(f"drill: {spec.name} answered {result.summary()} (simulated HTTP {status})")
+    simulated = f"simulated HTTP {status}" if spec.type == "http" else f"simulated; {spec.type} target not contacted"
+    out.print(f"drill: {spec.name} answered {result.summary()} ({simulated})")
     _print_deliveries(deliveries)
     delivered = bool(deliveries) and all(d.ok for d in deliveries)
     raise typer.Exit(0 if delivered else 1)

@@ -7,6 +7,7 @@ transaction (``Store._migrate`` holds it, with PostgreSQL's advisory lock or SQL
     v1_baseline             the schema as ``schema_version`` 1 had it (before Alembic)
     v2_outbox_bookkeeping   outbox.next_attempt_at, gave_up_at, superseded_at (``schema_version`` 2)
     v3_incidents            the incident table: one row per DOWN episode (``schema_version`` 3)
+    v4_degraded_state       monitor_state's warning level: degraded, notified_degraded, ... (``schema_version`` 4)
 
 A new revision: a file in ``versions/`` whose ``down_revision`` is the current head, DDL written out
 with ``op`` (never the live tables of ``alerting.store_schema``: a revision must stay what it was),

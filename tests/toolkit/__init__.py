@@ -6,6 +6,7 @@
     kill_leftovers                           the session's safety net: kills whatever the run left behind
     Target, Receiver                         HTTP target to check, webhook receiver to alert (switchable)
     SMTPServer                               aiosmtpd on a free port, keeps the messages
+    TCPListener, TLSServer, DNSServer, issue a TCP port, a TLS server with certificates made here, a UDP DNS server
     PrefectServer, retry_api                 a real Prefect server; retrying API calls while it is busy
     Postgres                                 a throwaway PostgreSQL server
 
@@ -14,6 +15,7 @@ sys.path for the benches.
 """
 
 from .http import Receiver, Request, Route, Target
+from .netservers import DNSServer, TCPListener, TLSServer, issue
 from .ports import free_port
 from .postgres import Postgres, find_bin
 from .prefect import PrefectServer, retry_api
@@ -22,6 +24,6 @@ from .smtp import SMTPServer
 from .waiting import WaitTimeout, wait_for
 
 __all__ = [
-    "PrefectServer", "Postgres", "Receiver", "Request", "Route", "SMTPServer", "Target", "WaitTimeout",
-    "die_with_parent", "find_bin", "free_port", "interrupt", "kill", "kill_leftovers", "retry_api", "spawn", "stop", "wait_for",
+    "DNSServer", "PrefectServer", "Postgres", "TCPListener", "TLSServer", "Receiver", "Request", "Route", "SMTPServer", "Target", "WaitTimeout",
+    "die_with_parent", "find_bin", "free_port", "interrupt", "issue", "kill", "kill_leftovers", "retry_api", "spawn", "stop", "wait_for",
 ]
