@@ -67,7 +67,7 @@ class ResultRecorder:
         self.routine_every = routine_every
         self.on_queued, self.clock = on_queued, clock
         self.journal = Journal()
-        self._known_up: set[str] = set()  # monitors whose last recorded state was UP
+        self._known_up: set[str] = set()  # monitors plainly UP when last recorded (not degraded, no count running)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Condition()
         self._put = 0
@@ -121,8 +121,8 @@ class ResultRecorder:
             stop = any(i is _STOP for i in items)
             flush = stop or any(i is _FLUSH for i in items)
             batch = [i for i in items if i is not _STOP and i is not _FLUSH]
-            urgent = [i for i in batch if not i[0].ok or i[0].monitor not in self._known_up]
-            fresh = [i for i in batch if i[0].ok and i[0].monitor in self._known_up]
+            fresh = [i for i in batch if self._routine(i[0])]
+            urgent = [i for i in batch if not self._routine(i[0])]
             if urgent:
                 names = {r.monitor for r, _ in urgent}
                 if any(r.monitor in names for r, _ in routine):  # each monitor's results in order
@@ -139,6 +139,10 @@ class ResultRecorder:
             if stop:
                 return
 
+    def _routine(self, result: CheckResult) -> bool:
+        """A pass with nothing to decide: no warning, and the monitor plainly UP when last recorded."""
+        return result.ok and result.warning is None and result.monitor in self._known_up
+
     def _write(self, part: list[tuple[CheckResult, MonitorSpec]]) -> None:
         self._record_part(part)
         with self._lock:
@@ -153,7 +157,8 @@ class ResultRecorder:
             states, events, queued = record_cycle(self.store, self.config, specs, results, self.clock(),
                                                   self.run_url, prune=False)
             for name, state in states.items():
-                if state.status is Status.UP:
+                if (state.status is Status.UP and not state.degraded and not state.consecutive_warnings
+                        and not state.consecutive_failures and not state.flapping):
                     self._known_up.add(name)
                 else:
                     self._known_up.discard(name)
