@@ -63,21 +63,23 @@ def test_status_fits_80_columns_when_piped_and_wide_shows_everything(tmp_path, w
     assert header.split()[:9] == ["monitor", "status", "since", "24h", "7d", "30d", "p50", "p95", "last"]
 
 
-def test_block_monitors_are_known_to_every_command_that_takes_a_monitor_name(tmp_path, write_config):
-    api = os.environ["PREFECT_API_URL"]  # the session's real Prefect server (tests/conftest.py)
+def test_block_monitors_are_known_to_every_command_that_takes_a_monitor_name(tmp_path, write_config, prefect_server):
+    # the block tests' server, not the session's: a block monitor there would be checked by every
+    # `alerting run` of the tests running beside this one (two xdist workers)
+    api = prefect_server.api_url
     tag = f"t{uuid.uuid4().hex[:8]}"
     name = f"shop-api-{tag}"
     save_blocks(api, f"ServiceMonitor(url='http://127.0.0.1:9/shop', channels=[], tags=['{tag}']).save('{name}')")
     try:  # every flow run on the session's server would check it too: gone at the end
-        _commands_know_the_block_monitor(name, tag, tmp_path, write_config)
+        _commands_know_the_block_monitor(name, tag, tmp_path, write_config, prefect_server.env)
     finally:
         block = httpx.get(f"{api}/block_types/slug/service-monitor/block_documents/name/{name}", timeout=30)
         httpx.delete(f"{api}/block_documents/{block.json()['id']}", timeout=30).raise_for_status()
 
 
-def _commands_know_the_block_monitor(name, tag, tmp_path, write_config):
+def _commands_know_the_block_monitor(name, tag, tmp_path, write_config, server_env):
     config = write_config("monitors:\n  - {name: yaml-one, url: 'http://127.0.0.1:9/y'}\n")
-    env = {**os.environ, "ALERTING_MONITOR_TAG": tag}  # only this test's block monitors
+    env = {**os.environ, **server_env, "ALERTING_MONITOR_TAG": tag}  # only this test's block monitors
 
     silenced = run("silence", name, "-c", str(config), "--for", "1h", "--reason", "UI-made", env=env)
     assert silenced.returncode == 0, silenced.stdout + silenced.stderr
