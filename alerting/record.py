@@ -61,7 +61,17 @@ def record_cycle(
     events: list[AlertEvent] = []
     with store.begin() as tx:
         before = tx.states([r.monitor for r in results])
+        # a result older than a check already recorded for its monitor (two writers: a run still in
+        # flight and the guard checking without Prefect) goes to the history, never through the policy:
+        # a pass from before an outage must not resolve the DOWN found since
+        newest = tx.newest_checks(r.monitor for r in results)
+        stale = [r for r in results if int(r.checked_at.timestamp()) < newest.get(r.monitor, -1)]
+        if stale:
+            log.warning("Not applying %d check result(s) older than one already recorded: %s",
+                        len(stale), ", ".join(r.monitor for r in stale[:5]))
         for result in results:
+            if result in stale:
+                continue
             spec = specs[result.monitor]
             state = before[result.monitor]
             new, decided = step(state, result, spec, now, hold_for(state, spec, config.maintenance, now))
@@ -69,7 +79,7 @@ def record_cycle(
             events += decided
         tx.save_states(list(states.values()), now)
         tx.add_history(results)
-        tx.record_incidents(list(states.values()), results, now, before)
+        tx.record_incidents(list(states.values()), [r for r in results if r not in stale], now, before)
         queued = tx.enqueue(plan_alerts(events, specs, config.storm_threshold, run_url))
     if prune:
         prune_history(store, config, now)

@@ -161,6 +161,17 @@ class Tx:
         )
 
     # -- history
+    def newest_checks(self, names: Iterable[str]) -> dict[str, int]:
+        """monitor -> epoch second of its newest recorded check (monitors with none are left out)."""
+        ids = self.ids(names)
+        by_id = {ident: name for name, ident in ids.items()}
+        if not by_id:
+            return {}
+        c = check_history.c
+        rows = self.conn.execute(select(c.monitor_id, func.max(c.ts)).where(c.monitor_id.in_(list(by_id)))
+                                 .group_by(c.monitor_id))
+        return {by_id[ident]: ts for ident, ts in rows if ts is not None}
+
     def add_history(self, results: list[CheckResult]) -> None:
         if not results:
             return

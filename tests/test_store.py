@@ -296,3 +296,23 @@ def test_latency_percentiles_from_hourly_histograms_are_close_to_exact(tmp_path)
     exact = statistics.quantiles(values, n=100)
     assert abs(p50 - exact[49]) / exact[49] < 0.12 and abs(p95 - exact[94]) / exact[94] < 0.12
     store.close()
+
+
+def test_a_result_older_than_one_recorded_goes_to_history_but_never_through_the_policy(tmp_path):
+    """Two writers (a flow run still in flight, the guard checking without Prefect): a pass checked
+    before the outage, recorded after the DOWN found since, must not resolve it."""
+    from alerting.models import CheckResult
+
+    config = parse_config("monitors:\n  - {name: api, url: 'http://127.0.0.1:9/'}\n", str(tmp_path / "m.yaml"))
+    specs = {s.name: s for s in config.monitors}
+    down = CheckResult(monitor="api", url="http://127.0.0.1:9/", ok=False, status_code=503, attempts=1,
+                       checked_at=T0 + timedelta(seconds=10))
+    earlier_pass = CheckResult(monitor="api", url="http://127.0.0.1:9/", ok=True, status_code=200, attempts=1,
+                               checked_at=T0)
+    with Store(f"sqlite:///{tmp_path}/state.db") as store:
+        _, events, _ = record_cycle(store, config, specs, [down], T0 + timedelta(seconds=11))
+        assert [e.kind.value for e in events] == ["DOWN"]
+        states, events, queued = record_cycle(store, config, specs, [earlier_pass], T0 + timedelta(seconds=12))
+        assert events == [] and queued == 0 and states == {}
+        assert store.states()["api"].status.value == "DOWN"
+        assert [h["ok"] for h in store.history("api", 10)] == [False, True]  # both checks are history
