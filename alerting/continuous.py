@@ -30,7 +30,7 @@ from pathlib import Path
 from alerting.check_pool import CheckPool
 from alerting.config import Config, ConfigError, load_config
 from alerting.cycle import CycleReport, confirmation_notes, open_store
-from alerting.deliverer import Deliverer
+from alerting.deliverer import Deliverer, log_deliveries
 from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, MonitorSpec, Status, utcnow
 from alerting.record import prune_history
@@ -103,7 +103,7 @@ class ContinuousMonitor:
             return self  # the deployment was registered again (the API came back): already checking
         self.store = open_store(self.config)
         self.pool = CheckPool(self.config.concurrency, self.config.per_host_concurrency)
-        self.deliverer = Deliverer(self.store, lambda: self.config, on_delivered=_log_deliveries)
+        self.deliverer = Deliverer(self.store, lambda: self.config, on_delivered=partial(log_deliveries, log))
         self.recorder = ResultRecorder(self.store, self.config, on_queued=self.deliverer.wake, run_url=self.run_url)
         self._apply(self.config, first=True)
         _running[str(self.config_path)] = self
@@ -298,12 +298,3 @@ class ContinuousMonitor:
         report = CycleReport(results, states, journal.events, journal.queued, len(specs) - len(results), still_down,
                              store_error, ok, message)
         return CycleWindow(report, deliveries, missed)
-
-
-def _log_deliveries(results: list[DeliveryResult]) -> None:
-    for d in results:
-        if d.ok:
-            log.info("Sent %r to channel %s (%s)", d.title, d.channel, d.target)
-        else:
-            log.error("Could not send %r to channel %s (%s): %s; it stays in the outbox",
-                      d.title, d.channel, d.target, d.error)

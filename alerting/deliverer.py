@@ -68,3 +68,13 @@ class Deliverer:
             self.delivered += results
         if self.on_delivered is not None:
             self.on_delivered(results)
+
+
+def log_deliveries(logger: logging.Logger | logging.LoggerAdapter, deliveries: list[DeliveryResult]) -> None:
+    """One line per alert sent or refused (the reason is already scrubbed of secrets)."""
+    for d in deliveries:
+        if d.ok:
+            logger.info("Sent %r to channel %s (%s)", d.title, d.channel, d.target)
+        else:
+            logger.error("Could not send %r to channel %s (%s): %s; it stays in the outbox",
+                         d.title, d.channel, d.target, d.error)

@@ -30,7 +30,7 @@ from alerting.check_pool import OnResult, check_all
 from alerting.config import Config, ConfigError, load_config
 from alerting.continuous import ContinuousMonitor, running_for
 from alerting.cycle import CycleReport, open_store, run_cycle
-from alerting.deliverer import Deliverer
+from alerting.deliverer import Deliverer, log_deliveries
 from alerting.delivery import DeliveryResult
 from alerting.models import CheckResult, MonitorSpec
 from alerting.outbox import deliver_pending
@@ -150,15 +150,6 @@ def _continuous_window(live: ContinuousMonitor, config: Config, cycle_seconds: f
         except Exception as exc:  # noqa: BLE001
             logger.warning("Could not build the status table: %s", exc)
     return window.report, window.deliveries, table
-
-
-def log_deliveries(logger, deliveries: list[DeliveryResult]) -> None:
-    for d in deliveries:
-        if d.ok:
-            logger.info("Sent %r to channel %s (%s)", d.title, d.channel, d.target)
-        else:
-            logger.error("Could not send %r to channel %s (%s): %s; it stays in the outbox",
-                         d.title, d.channel, d.target, d.error)
 
 
 async def deliver_pending_alerts(flow, flow_run, state) -> None:
