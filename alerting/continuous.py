@@ -274,10 +274,15 @@ class ContinuousMonitor:
         store_error = journal.store_error
         try:
             assert self.store is not None
-            stored = self.store.states()
-            still_down = [name for name in specs if name not in latest and name in stored
-                          and stored[name].status is Status.DOWN]
-            states = {name: stored[name] for name in latest if name in stored}
+            # the states the recorder wrote in this window are the stored ones (it is their only
+            # writer here); the store is read only for the monitors not checked in the window
+            unchecked = [name for name in specs if name not in latest]
+            stored = self.store.states(unchecked)
+            still_down = [name for name in unchecked if name in stored and stored[name].status is Status.DOWN]
+            states = {name: journal.states[name] for name in latest if name in journal.states}
+            missing = [name for name in latest if name not in states]
+            if missing:  # a result not applied (older than one recorded): the store has its state
+                states.update(self.store.states(missing))
         except Exception as exc:  # noqa: BLE001
             store_error = store_error or f"{type(exc).__name__}: {str(exc)[:200]}"
             states = journal.states

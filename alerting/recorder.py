@@ -7,7 +7,9 @@ not ten, and no alert waits for the rest of the cycle. Within a group, the resul
 a state (failures, and passes of monitors not known to be UP) are committed first, in a small
 transaction of their own, and the deliverer is woken; passes of monitors known to be UP (nothing to
 decide) are written together every ``ROUTINE_EVERY`` seconds, ten times fewer transactions, which
-leaves SQLite's write lock free for the deliverer. ``flush()`` writes everything at once.
+leaves SQLite's write lock free for the deliverer; ``ROUTINE_CHUNK`` rows at a time, so a result that
+may change a state (or the deliverer) never waits behind a long write. ``flush()`` waits until
+everything put before it is written.
 
 The recorder keeps a ``Journal`` of what it recorded; whoever reports on a cycle (the flow run, the
 serving process) takes it.
@@ -54,6 +56,7 @@ _STOP = object()
 _FLUSH = object()
 ROUTINE_EVERY = 2.0  # seconds: passes of monitors known to be UP are written together, this often
 ROUTINE_MAX = 1000  # ... or as soon as this many wait
+ROUTINE_CHUNK = 200  # rows per transaction when they are written (~50 ms of SQLite's write lock)
 
 
 class ResultRecorder:
@@ -102,9 +105,16 @@ class ResultRecorder:
     def _loop(self) -> None:
         routine: list[tuple[CheckResult, MonitorSpec]] = []  # passes of monitors known UP, not written yet
         routine_due = 0.0
+        draining = False  # routine passes are being written, a chunk at a time
         while True:
+            if draining:
+                wait: float | None = 0.0
+            elif routine:
+                wait = max(0.0, routine_due - time.monotonic())
+            else:
+                wait = None
             try:
-                first = self._queue.get(timeout=max(0.0, routine_due - time.monotonic()) if routine else None)
+                first = self._queue.get(timeout=wait)
             except queue.Empty:
                 first = _FLUSH  # the routine passes' time has come
             items = [first]
@@ -121,22 +131,30 @@ class ResultRecorder:
             stop = any(i is _STOP for i in items)
             flush = stop or any(i is _FLUSH for i in items)
             batch = [i for i in items if i is not _STOP and i is not _FLUSH]
-            fresh = [i for i in batch if self._routine(i[0])]
-            urgent = [i for i in batch if not self._routine(i[0])]
+            # a monitor with a result that may change its state: all its results go together, in order
+            names = {r.monitor for r, _ in batch if not self._routine(r)}
+            urgent = [i for i in batch if i[0].monitor in names]
+            fresh = [i for i in batch if i[0].monitor not in names]
             if urgent:
-                names = {r.monitor for r, _ in urgent}
-                if any(r.monitor in names for r, _ in routine):  # each monitor's results in order
-                    self._write(routine)
-                    routine = []
+                earlier = [i for i in routine if i[0].monitor in names]
+                if earlier:  # each monitor's results in order
+                    routine = [i for i in routine if i[0].monitor not in names]
+                    self._write(earlier)
                 self._write(urgent)
             if fresh:
                 if not routine:
                     routine_due = time.monotonic() + self.routine_every
                 routine += fresh
-            if routine and (flush or time.monotonic() >= routine_due or len(routine) >= ROUTINE_MAX):
-                self._write(routine)
-                routine = []
+            if routine and (flush or draining or time.monotonic() >= routine_due or len(routine) >= ROUTINE_MAX):
+                # in chunks: a result that may change a state waits for one chunk at most, and the
+                # deliverer gets SQLite's write lock between chunks
+                chunk, routine = routine[:ROUTINE_CHUNK], routine[ROUTINE_CHUNK:]
+                self._write(chunk)
+                draining = bool(routine)
             if stop:
+                while routine:
+                    chunk, routine = routine[:ROUTINE_CHUNK], routine[ROUTINE_CHUNK:]
+                    self._write(chunk)
                 return
 
     def _routine(self, result: CheckResult) -> bool:

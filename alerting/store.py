@@ -395,9 +395,18 @@ class Store:
             rows = conn.execute(select(monitor_state.c.monitor, monitor_state.c.updated_at))
             return {r.monitor: r.updated_at for r in rows if r.updated_at is not None}
 
-    def states(self) -> dict[str, MonitorState]:
+    def states(self, names: list[str] | None = None) -> dict[str, MonitorState]:
+        """Every stored state, or those of ``names`` (only the ones stored)."""
+        query = select(monitor_state)
+        if names is not None:
+            if not names:
+                return {}
+            if len(names) <= 500:  # a bounded IN list; beyond that one full read is cheaper
+                query = query.where(monitor_state.c.monitor.in_(names))
+        wanted = None if names is None else set(names)
         with self.engine.connect() as conn:
-            return {r.monitor: _state_from_row(r) for r in conn.execute(select(monitor_state))}
+            return {r.monitor: _state_from_row(r) for r in conn.execute(query)
+                    if wanted is None or r.monitor in wanted}
 
     def uptime(
         self, now: datetime, windows: dict[str, timedelta], names: list[str] | None = None

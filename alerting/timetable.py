@@ -5,9 +5,11 @@ check plus interval), so one monitor's checks are ``interval`` apart however lon
 A slot that passes while the monitor's previous check is still running, or while the process was
 behind, is *missed*: counted, not made up with a burst of catch-up checks.
 
-Monitors never checked before get their first slots ``1 / pace`` seconds apart (1,000 monitors over
-two seconds): about as fast as a pool works through them anyway, and their later slots stay spread,
-so no round is a burst of every check at once.
+Monitors never checked before get their first slots spread over ``SPREAD`` of their interval (5,000
+monitors at 30 s: 208 a second, the last one 24 s after the start), never slower than ``MIN_PACE`` a
+second (20 monitors: all within 0.4 s). Their later slots keep that phase, so the checks come at an
+even rate: a burst (every check in the first seconds of each interval) would hold the serving
+process's CPU for seconds at a time, and every alert decided meanwhile would wait for it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
+
+SPREAD = 0.8  # new monitors' first slots cover this share of their (smallest) interval
+MIN_PACE = 50.0  # first slots per second, at least
+
+
+def first_slot_pace(count: int, interval: float) -> float:
+    """First slots per second for ``count`` new monitors at ``interval``: spread, but never slow."""
+    return max(MIN_PACE, count / (SPREAD * interval)) if interval > 0 else math.inf
 
 
 @dataclass
@@ -25,12 +35,15 @@ class Timetable:
     _heap: list[tuple[float, str]] = field(default_factory=list)
 
     def set_monitors(self, intervals: dict[str, float], now: float, ages: dict[str, float] | None = None,
-                     pace: float = 500.0) -> None:
-        """Track exactly these monitors. A new one is due now (the next ones ``1 / pace`` s apart), or,
-        when ``ages`` says it was checked ``age`` seconds ago (by an earlier process), one interval
-        after that check. A monitor whose interval changed is due at the sooner of its old slot and
-        one new interval from now."""
+                     pace: float | None = None) -> None:
+        """Track exactly these monitors. A new one is due now (the next ones ``1 / pace`` s apart;
+        by default ``first_slot_pace``), or, when ``ages`` says it was checked ``age`` seconds ago (by
+        an earlier process), one interval after that check. A monitor whose interval changed is due
+        at the sooner of its old slot and one new interval from now."""
         ages = ages or {}
+        if pace is None:
+            new = [interval for name, interval in intervals.items() if name not in self._due and name not in ages]
+            pace = first_slot_pace(len(new), min(new)) if new else math.inf
         fresh = 0
         for name in list(self._due):
             if name not in intervals:

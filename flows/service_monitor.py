@@ -159,6 +159,8 @@ async def deliver_pending_alerts(flow, flow_run, state) -> None:
     config_path = (flow_run.parameters or {}).get("config_path")
     if not config_path:
         return
+    if running_for(config_path) is not None:
+        return  # `alerting serve`: this process's deliverer drains the outbox the moment rows are queued
     try:
         config = await asyncio.to_thread(load_config, config_path)
         if not await asyncio.to_thread(_anything_pending, config):

@@ -3,6 +3,8 @@ hold no per-host slot; the continuous monitor checks each monitor on its own int
 
 import threading
 
+import pytest
+
 from alerting.check_pool import check_all
 from alerting.config import load_config
 from alerting.continuous import ContinuousMonitor
@@ -136,3 +138,49 @@ def test_continuous_monitor_checks_on_interval_alerts_at_once_and_follows_the_co
         live.stop()
     with open_store(load_config(write_config(head, "same-store.yaml"))) as store:
         assert store.states()["b"].status.value == "UP"
+
+
+def test_first_slots_are_spread_over_most_of_the_interval_and_a_few_monitors_start_at_once():
+    many = Timetable()
+    many.set_monitors({f"m{i}": 30.0 for i in range(5000)}, now=0.0)
+    firsts = sorted(slot for _, slot in many.pop_due(25.0))
+    assert len(firsts) == 5000 and firsts[-1] == pytest.approx(24.0, abs=0.01)  # 208 a second, evenly
+    assert max(b - a for a, b in zip(firsts, firsts[1:], strict=False)) == pytest.approx(24.0 / 5000, rel=0.01)
+    few = Timetable()
+    few.set_monitors({f"m{i}": 30.0 for i in range(20)}, now=0.0)
+    assert len(few.pop_due(0.4)) == 20  # never slower than 50 a second
+
+
+# --- the recorder (real store) ---------------------------------------------------------------------
+
+def test_the_recorder_writes_a_backlog_of_routine_passes_in_chunks_and_a_failure_among_them_decides(tmp_path):
+    from alerting.config import parse_config
+    from alerting.models import CheckResult
+    from alerting.recorder import ROUTINE_CHUNK, ResultRecorder
+
+    count = 2 * ROUTINE_CHUNK + 50  # three chunks
+    config = parse_config(
+        f"state_url: 'sqlite:///{tmp_path}/state.db'\nstorm_threshold: 0\n"
+        "defaults: {failure_threshold: 1}\nmonitors:\n"
+        + "".join(f"  - {{name: m{i}, url: 'http://127.0.0.1:9/{i}'}}\n" for i in range(count)),
+        str(tmp_path / "m.yaml"), {})
+    specs = {s.name: s for s in config.monitors}
+    with open_store(config) as store:
+        recorder = ResultRecorder(store, config, routine_every=3600.0)  # routine passes wait for a flush
+        try:
+            for name in specs:  # first passes: each may change a state (UNKNOWN -> UP), written at once
+                recorder.put(CheckResult(monitor=name, url="http://127.0.0.1:9/", ok=True), specs[name])
+            assert recorder.flush(timeout=60)
+            for name in specs:  # second passes of monitors known UP: routine, held back
+                recorder.put(CheckResult(monitor=name, url="http://127.0.0.1:9/", ok=True), specs[name])
+            recorder.put(CheckResult(monitor="m7", url="http://127.0.0.1:9/", ok=False, error="unexpected_status",
+                                     message="HTTP 503"), specs["m7"])
+            assert recorder.flush(timeout=60)
+            journal = recorder.take()
+        finally:
+            recorder.close()
+        assert len(journal.results) == 2 * count + 1
+        assert [e.monitor for e in journal.events if e.kind.value == "DOWN"] == ["m7"]
+        assert store.states()["m7"].status.value == "DOWN", (store.states()["m7"], store.history("m7", 10), journal.events)
+        assert all(len(store.history(name, 10)) == 2 for name in specs if name != "m7")
+        assert [row["ok"] for row in store.history("m7", 10)] == [False, True, True]

@@ -344,3 +344,22 @@ def test_a_state_url_sqlalchemy_can_use_passes_without_connecting(tmp_path):
 def test_problems_are_always_one_line():
     problems = _all_problems("monitors:\n  - {name: \"a\\nb\", url: 'http://a.example/', colour: red}\n")
     assert problems and all("\n" not in p for p in problems), problems
+
+
+def test_load_config_parses_again_only_when_the_bytes_or_the_environment_change(tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "m.yaml"
+    path.write_text("monitors:\n  - {name: api, url: '${API_URL}'}\n")
+    monkeypatch.setenv("API_URL", "http://127.0.0.1:9/a")
+    first = load_config(path)
+    first.monitors.append(first.monitors[0])  # a caller's change stays in its own copy
+    second = load_config(path)
+    assert [m.url for m in second.monitors] == ["http://127.0.0.1:9/a"]
+    assert second.monitors[0] is first.monitors[0]  # parsed once: the (immutable) specs are shared
+    stat = path.stat()
+    path.write_text("monitors:\n  - {name: apx, url: '${API_URL}'}\n")  # same size, same mtime
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert [m.name for m in load_config(path).monitors] == ["apx"]
+    monkeypatch.setenv("API_URL", "http://127.0.0.1:9/b")
+    assert [m.url for m in load_config(path).monitors] == ["http://127.0.0.1:9/b"]
