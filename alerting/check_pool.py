@@ -12,6 +12,7 @@ A long-lived pool (the continuous monitor) keeps its connections between cycles 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -66,10 +67,21 @@ class CheckPool:
 
         return self._executor.submit(job)
 
-    def check_many(self, specs: list[MonitorSpec], on_result: OnResult | None = None) -> list[CheckResult]:
-        """Every result, in the order of ``specs``; hosts interleaved so one slow host goes last."""
+    def check_many(self, specs: list[MonitorSpec], on_result: OnResult | None = None,
+                   slots: dict[str, float] | None = None) -> list[CheckResult]:
+        """Every result, in the order of ``specs``; hosts interleaved so one slow host goes last.
+        A monitor in ``slots`` is not checked before its time (epoch seconds): the calling thread
+        waits to hand it over, never a pool thread."""
         hosts = {spec.name: host_key(spec) for spec in specs}
-        futures = {spec.name: self.submit(spec, on_result) for spec in interleave_by_host(specs, hosts)}
+        order = interleave_by_host(specs, hosts)
+        if slots:
+            order.sort(key=lambda spec: slots.get(spec.name, 0.0))  # stable: the interleaving stays
+        futures = {}
+        for spec in order:
+            wait = (slots.get(spec.name, 0.0) - time.time()) if slots else 0.0
+            if wait > 0:
+                time.sleep(wait)
+            futures[spec.name] = self.submit(spec, on_result)
         return [futures[spec.name].result() for spec in specs]
 
     def close(self) -> None:
@@ -85,13 +97,13 @@ def host_key(spec: MonitorSpec) -> str:
 
 
 def check_all(specs: list[MonitorSpec], concurrency: int = 32, per_host: int = 8,
-              on_result: OnResult | None = None) -> list[CheckResult]:
+              on_result: OnResult | None = None, slots: dict[str, float] | None = None) -> list[CheckResult]:
     """Check a batch with a pool of its own. Never raises: ``check`` turns every failure, ours
     included, into that monitor's result."""
     if not specs:
         return []
     pool = CheckPool(min(concurrency, len(specs)), per_host)
     try:
-        return pool.check_many(specs, on_result)
+        return pool.check_many(specs, on_result, slots)
     finally:
         pool.close()

@@ -23,11 +23,12 @@ from alerting.models import AlertEvent, CheckResult, ErrorKind, MonitorSpec, Mon
 from alerting.record import alert_rows, prune_history
 from alerting.recorder import ResultRecorder
 from alerting.render import cycle_message, render_down, render_notice
-from alerting.schedule import due_monitors, in_shard, parse_shard
+from alerting.schedule import due_monitors, effective_interval, in_shard, parse_shard
 from alerting.store import NewAlert, Store
 
 log = logging.getLogger(__name__)
-Checker = Callable[[list[MonitorSpec], OnResult], list[CheckResult]]
+# (monitors, on_result, slots: monitor -> epoch seconds not to check it before) -> results
+Checker = Callable[[list[MonitorSpec], OnResult, dict[str, float]], list[CheckResult]]
 
 
 @dataclass(frozen=True)
@@ -57,19 +58,28 @@ def open_store(config: Config) -> Store:
 
 def select_monitors(
     specs: list[MonitorSpec], store: Store | None, shard: str | None, cycle_seconds: float | None, now: datetime
-) -> tuple[list[MonitorSpec], int, list[str]]:
-    """(monitors to check now, how many are not due, names not due whose stored status is DOWN)."""
+) -> tuple[list[MonitorSpec], int, list[str], dict[str, float]]:
+    """(monitors to check in this run, how many are not due, names not due whose stored status is
+    DOWN, slots): ``slots`` gives, for each due monitor whose interval has not quite passed (a run
+    starts a few seconds early or late), the time (epoch seconds) one interval after its last check,
+    so its checks stay ``interval`` apart whenever the run started."""
     if shard:
         part = parse_shard(shard)
         specs = [s for s in specs if in_shard(s, part)]
     if not cycle_seconds or store is None:
-        return specs, 0, []
+        return specs, 0, [], {}
     last, stored = store.last_checked(), store.states()
     due = due_monitors(specs, last, now, cycle_seconds)
     names = {s.name for s in due}
     still_down = [s.name for s in specs
                   if s.name not in names and s.name in stored and stored[s.name].status is Status.DOWN]
-    return due, len(specs) - len(due), still_down
+    slots = {}
+    for spec in due:
+        if spec.name in last:
+            slot = last[spec.name].timestamp() + effective_interval(spec, cycle_seconds)
+            if slot > now.timestamp():
+                slots[spec.name] = slot
+    return due, len(specs) - len(due), still_down, slots
 
 
 def run_cycle(
@@ -91,10 +101,10 @@ def run_cycle(
     specs = list(config.monitors if monitors is None else monitors)
     store_error = None if store is not None else "the state store could not be opened"
     try:
-        due, not_due, still_down = select_monitors(specs, store, shard, cycle_seconds, now or utcnow())
+        due, not_due, still_down, slots = select_monitors(specs, store, shard, cycle_seconds, now or utcnow())
     except Exception as exc:  # noqa: BLE001 - without the store, check everything
         store_error = f"{type(exc).__name__}: {exc}"
-        due, not_due, still_down = select_monitors(specs, None, shard, None, now or utcnow())
+        due, not_due, still_down, slots = select_monitors(specs, None, shard, None, now or utcnow())
     by_name = {s.name: s for s in due}
     recorder = None
     if store is not None and store_error is None:
@@ -105,7 +115,7 @@ def run_cycle(
         if recorder is not None:
             recorder.put(result, by_name[result.monitor])
 
-    results = _checked(due, config, checker, on_result)
+    results = _checked(due, config, checker, on_result, slots)
     states: dict[str, MonitorState] = {}
     events: list[AlertEvent] = []
     queued = 0
@@ -129,7 +139,7 @@ def run_cycle(
 
 
 def _checked(due: list[MonitorSpec], config: Config, checker: Checker | None,
-             on_result: OnResult) -> list[CheckResult]:
+             on_result: OnResult, slots: dict[str, float] | None = None) -> list[CheckResult]:
     """The checker's results (the flow's Prefect task), each passed to ``on_result`` once, as soon
     as it is known; if the checker fails (say, the Prefect API went away mid-run), the monitors it
     did not check are checked here: a cycle never ends without its checks."""
@@ -142,7 +152,7 @@ def _checked(due: list[MonitorSpec], config: Config, checker: Checker | None,
 
     if checker is not None:
         try:
-            for result in checker(due, note):
+            for result in checker(due, note, slots or {}):
                 note(result)  # a checker that did not stream its results
         except Exception as exc:  # noqa: BLE001
             log.error("The check task failed (%s); checking here instead", type(exc).__name__)
@@ -150,7 +160,7 @@ def _checked(due: list[MonitorSpec], config: Config, checker: Checker | None,
     if checker is not None and rest and len(rest) < len(due):
         log.error("The check task returned %d results for %d monitors; checking the rest here",
                   len(due) - len(rest), len(due))
-    check_all(rest, config.concurrency, config.per_host_concurrency, on_result=note)
+    check_all(rest, config.concurrency, config.per_host_concurrency, on_result=note)  # no waiting: late already
     return [seen[s.name] for s in due]
 
 

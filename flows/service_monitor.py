@@ -66,11 +66,11 @@ class BatchResults(list):
 
 @task(name="check-services", cache_policy=NO_CACHE, log_prints=False)
 def check_services(specs: list[MonitorSpec], concurrency: int = 32, per_host: int = 8,
-                   on_result: OnResult | None = None):
-    """Check monitors concurrently (at most ``per_host`` attempts at once per host), handing each
-    result to ``on_result`` the moment it is known; ``Failed(message=...)`` naming the services
-    down, with every result as its data."""
-    results = BatchResults(check_all(specs, concurrency, per_host, on_result=on_result))
+                   on_result: OnResult | None = None, slots: dict[str, float] | None = None):
+    """Check monitors concurrently (at most ``per_host`` attempts at once per host; none before its
+    slot), handing each result to ``on_result`` the moment it is known; ``Failed(message=...)``
+    naming the services down, with every result as its data."""
+    results = BatchResults(check_all(specs, concurrency, per_host, on_result=on_result, slots=slots))
     down = [r for r in results if not r.ok]
     if down:
         listed = ", ".join(f"{r.monitor} ({r.summary()})" for r in down)
@@ -81,12 +81,12 @@ def check_services(specs: list[MonitorSpec], concurrency: int = 32, per_host: in
 def _task_checker(config: Config):
     """Run the checks as the ``check-services`` task run (called from a worker thread)."""
 
-    def checker(specs: list[MonitorSpec], on_result: OnResult) -> list[CheckResult]:
+    def checker(specs: list[MonitorSpec], on_result: OnResult, slots: dict[str, float]) -> list[CheckResult]:
         if not specs:
             return []
         # quote(): Prefect would otherwise walk every field of every spec looking for futures
         state = check_services(quote(specs), config.concurrency, config.per_host_concurrency,
-                               quote(on_result), return_state=True)
+                               quote(on_result), quote(slots), return_state=True)
         data = state.result(raise_on_failure=False, _sync=True)  # type: ignore[call-overload]  # sync: a worker thread
         if not isinstance(data, list):
             raise RuntimeError(f"check task ended {state.type.value}")

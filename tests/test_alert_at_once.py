@@ -184,3 +184,17 @@ def test_the_recorder_writes_a_backlog_of_routine_passes_in_chunks_and_a_failure
         assert store.states()["m7"].status.value == "DOWN", (store.states()["m7"], store.history("m7", 10), journal.events)
         assert all(len(store.history(name, 10)) == 2 for name in specs if name != "m7")
         assert [row["ok"] for row in store.history("m7", 10)] == [False, True, True]
+
+
+def test_a_scheduled_run_checks_a_monitor_at_its_slot_not_when_the_run_started(target):
+    """Prefect's runner starts a run up to seconds before (or after) its time; each monitor is
+    checked one interval after its last check all the same."""
+    import time
+
+    target.route("/early")
+    target.route("/slotted")
+    specs = [MonitorSpec(name=n, url=target.url(f"/{n}"), attempts=1) for n in ("early", "slotted")]
+    slot = time.time() + 1.5
+    results = {r.monitor: r for r in check_all(specs, slots={"slotted": slot})}
+    assert results["slotted"].checked_at.timestamp() >= slot
+    assert results["early"].checked_at < results["slotted"].checked_at  # no slot: checked at once
