@@ -117,7 +117,7 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         sleep=sleep,
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )
-    started = clock()
+    started, started_at = clock(), now()
     try:
         last = retrying(attempt)
         attempts = retrying.statistics.get("attempt_number", 1)
@@ -136,6 +136,7 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         message=scrub(last.message),  # a condition, a reply or a value seen may hold a ${VAR} secret
         final_url=_safe_url(last.final_url) if last.final_url else None,
         type=spec.type,
+        checked_at=started_at,  # when the check started: the next one is due one interval after it
         **_warning(spec, last),
     )
 

@@ -23,7 +23,7 @@ from alerting.models import AlertEvent, CheckResult, ErrorKind, MonitorSpec, Mon
 from alerting.record import alert_rows, prune_history
 from alerting.recorder import ResultRecorder
 from alerting.render import cycle_message, render_down, render_notice
-from alerting.schedule import due_monitors, effective_interval, in_shard, parse_shard
+from alerting.schedule import due_monitors, in_shard, parse_shard, slots_in_window
 from alerting.store import NewAlert, Store
 
 log = logging.getLogger(__name__)
@@ -57,28 +57,30 @@ def open_store(config: Config) -> Store:
 # --- selecting and checking -----------------------------------------------------------------------
 
 def select_monitors(
-    specs: list[MonitorSpec], store: Store | None, shard: str | None, cycle_seconds: float | None, now: datetime
+    specs: list[MonitorSpec], store: Store | None, shard: str | None, cycle_seconds: float | None, now: datetime,
+    scheduled_at: datetime | None = None,
 ) -> tuple[list[MonitorSpec], int, list[str], dict[str, float]]:
     """(monitors to check in this run, how many are not due, names not due whose stored status is
-    DOWN, slots): ``slots`` gives, for each due monitor whose interval has not quite passed (a run
-    starts a few seconds early or late), the time (epoch seconds) one interval after its last check,
-    so its checks stay ``interval`` apart whenever the run started."""
+    DOWN, slots). A run scheduled at ``scheduled_at`` checks the monitors whose next slot falls in
+    its window (alerting.schedule.slots_in_window), each at its slot (``slots``: epoch seconds;
+    Prefect's runner starts runs up to 10 s early or late); without one, the monitors due now."""
     if shard:
         part = parse_shard(shard)
         specs = [s for s in specs if in_shard(s, part)]
     if not cycle_seconds or store is None:
         return specs, 0, [], {}
     last, stored = store.last_checked(), store.states()
-    due = due_monitors(specs, last, now, cycle_seconds)
+    slots: dict[str, float] = {}
+    if scheduled_at is not None:
+        window = slots_in_window(specs, last, scheduled_at.timestamp(), cycle_seconds, now.timestamp(),
+                                 grace=min(10.0, cycle_seconds / 2))
+        due = [s for s in specs if s.name in window]
+        slots = {name: slot for name, slot in window.items() if slot is not None}
+    else:
+        due = due_monitors(specs, last, now, cycle_seconds)
     names = {s.name for s in due}
     still_down = [s.name for s in specs
                   if s.name not in names and s.name in stored and stored[s.name].status is Status.DOWN]
-    slots = {}
-    for spec in due:
-        if spec.name in last:
-            slot = last[spec.name].timestamp() + effective_interval(spec, cycle_seconds)
-            if slot > now.timestamp():
-                slots[spec.name] = slot
     return due, len(specs) - len(due), still_down, slots
 
 
@@ -89,6 +91,7 @@ def run_cycle(
     monitors: list[MonitorSpec] | None = None,
     shard: str | None = None,
     cycle_seconds: float | None = None,
+    scheduled_at: datetime | None = None,
     run_url: str | None = None,
     now: datetime | None = None,
     checker: Checker | None = None,
@@ -101,7 +104,8 @@ def run_cycle(
     specs = list(config.monitors if monitors is None else monitors)
     store_error = None if store is not None else "the state store could not be opened"
     try:
-        due, not_due, still_down, slots = select_monitors(specs, store, shard, cycle_seconds, now or utcnow())
+        due, not_due, still_down, slots = select_monitors(specs, store, shard, cycle_seconds, now or utcnow(),
+                                                          scheduled_at)
     except Exception as exc:  # noqa: BLE001 - without the store, check everything
         store_error = f"{type(exc).__name__}: {exc}"
         due, not_due, still_down, slots = select_monitors(specs, None, shard, None, now or utcnow())

@@ -500,7 +500,7 @@ class CheckResult(BaseModel):
     elapsed_ms: float = Field(default=0.0, description="all attempts and waits together")
     error: ErrorKind | None = None
     message: str = ""
-    checked_at: UtcDatetime = Field(default_factory=utcnow)
+    checked_at: UtcDatetime = Field(default_factory=utcnow, description="when the check started")
     type: str = Field(default="http", description="the monitor's type (http, tcp, dns, tls)")
     warning: ErrorKind | None = Field(
         default=None, description="ok, but DEGRADED: slow or cert_expiring (alerting.policy's warning level)"

@@ -77,7 +77,8 @@ def record_cycle(
             new, decided = step(state, result, spec, now, hold_for(state, spec, config.maintenance, now))
             states[result.monitor] = new
             events += decided
-        tx.save_states(list(states.values()), now)
+        tx.save_states(list(states.values()), now,
+                       checked={r.monitor: r.checked_at for r in results if r.monitor in states and r not in stale})
         tx.add_history(results)
         tx.record_incidents(list(states.values()), [r for r in results if r not in stale], now, before)
         queued = tx.enqueue(plan_alerts(events, specs, config.storm_threshold, run_url))

@@ -7,6 +7,7 @@ Checks are ordered round-robin across hosts so that a per-host limit never idles
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from itertools import zip_longest
 from urllib.parse import urlsplit
@@ -33,6 +34,37 @@ def due_monitors(
         if last is None or (now - last).total_seconds() >= interval - slack:
             due.append(spec)
     return due
+
+
+def slots_in_window(
+    specs: list[MonitorSpec], last_checked: dict[str, datetime], start: float, cycle_seconds: float,
+    now: float, grace: float = 10.0,
+) -> dict[str, float | None]:
+    """For a scheduled run whose window is ``[start, start + cycle_seconds)`` (epoch seconds): each
+    monitor to check in it, with its slot (whole intervals after its last check, the first in or
+    after the window's start), or None to check it at once: never checked, or a slot before the
+    window that passed more than ``grace`` seconds ago unchecked (the run that owned it failed or
+    never started).
+
+    The windows of consecutive runs tile time, so each slot belongs to exactly one run: however
+    early or late Prefect's runner starts the runs (up to 10 s early), and even when two overlap,
+    each monitor is checked once per slot and its checks stay ``interval`` apart.
+    """
+    end = start + cycle_seconds
+    out: dict[str, float | None] = {}
+    for spec in specs:
+        last = last_checked.get(spec.name)
+        if last is None:
+            out[spec.name] = None
+            continue
+        interval = effective_interval(spec, cycle_seconds)
+        at = last.timestamp()
+        k = max(1, math.ceil((start - at) / interval))
+        if k >= 2 and at + (k - 1) * interval < now - grace:
+            out[spec.name] = None  # a slot missed by an earlier run: not made to wait another interval
+        elif at + k * interval < end:
+            out[spec.name] = at + k * interval
+    return out
 
 
 def effective_interval(spec: MonitorSpec, cycle_seconds: float) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,18 @@ def _task_checker(config: Config):
     return checker
 
 
+def _scheduled_at(cycle_seconds: float | None) -> datetime | None:
+    """When this run was scheduled, for a run made by the deployment's schedule (its checks are
+    timed from it: alerting.schedule.slots_in_window); None for any other run (due monitors at once)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if not cycle_seconds or run is None or not run.auto_scheduled or run.expected_start_time is None:
+        return None
+    return run.expected_start_time
+
+
 def _run_url(flow_run_id) -> str | None:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
     from prefect.utilities.urls import url_for
@@ -108,7 +121,8 @@ def _run_url(flow_run_id) -> str | None:
 
 
 def _cycle(config: Config, monitors: list[MonitorSpec], shard: str | None, cycle_seconds: float | None,
-           run_url: str | None, logger) -> tuple[CycleReport, list[DeliveryResult], list[dict]]:
+           scheduled_at: datetime | None, run_url: str | None, logger,
+           ) -> tuple[CycleReport, list[DeliveryResult], list[dict]]:
     """Everything blocking of one run, in a worker thread, with one store."""
     try:
         store = open_store(config)
@@ -119,6 +133,7 @@ def _cycle(config: Config, monitors: list[MonitorSpec], shard: str | None, cycle
     try:
         try:
             report = run_cycle(config, store, monitors=monitors, shard=shard, cycle_seconds=cycle_seconds,
+                               scheduled_at=scheduled_at,
                                run_url=run_url, checker=_task_checker(config),
                                on_queued=deliverer.wake if deliverer is not None else None)
         finally:  # alerts went out while the cycle ran; a last pass for what the end of it queued
@@ -232,7 +247,7 @@ async def service_monitor(
         report, deliveries, table = await asyncio.to_thread(_continuous_window, live, config, cycle_seconds, logger)
     else:
         report, deliveries, table = await asyncio.to_thread(
-            _cycle, config, monitors, shard, cycle_seconds, _run_url(flow_run.id), logger)
+            _cycle, config, monitors, shard, cycle_seconds, _scheduled_at(cycle_seconds), _run_url(flow_run.id), logger)
     for r in report.results:
         if r.error is not None and r.error.value == "check_error":
             logger.error("CHECK ERROR %s: %s (the toolkit failed, not necessarily the service)", r.monitor, r.message)

@@ -131,3 +131,29 @@ def test_big_configs_publish_only_the_monitors_that_matter(target, write_config)
     assert [r["monitor"] for r in rows] == ["m3", "m77"]
     assert rows[0]["uptime_24h"] == 0.0 and rows[0]["this_run"].startswith("FAIL")
     assert f"Showing 2 of {n} monitors" in note
+
+
+def test_a_scheduled_run_checks_each_monitor_at_its_slot_in_its_window():
+    from datetime import datetime, timezone
+
+    from alerting.schedule import slots_in_window
+
+    def at(seconds: float) -> datetime:
+        return datetime.fromtimestamp(1_800_000_000 + seconds, timezone.utc)
+
+    base = 1_800_000_000
+    specs = [MonitorSpec(name=n, url="http://x.example/", interval=i) for n, i in (("a", 30), ("slow", 300))]
+    specs.append(MonitorSpec(name="new", url="http://x.example/"))
+    last = {"a": at(0), "slow": at(0)}
+
+    def window(start: float, now: float | None = None) -> dict:
+        return slots_in_window(specs, last, base + start, 30.0, base + (start if now is None else now))
+
+    assert window(25, now=17) == {"a": base + 30, "new": None}  # started 8 s early: waits for a's slot
+    # on time, while the run before may still be waiting for a's slot 30: a's next slot is 60, not now
+    assert window(31) == {"a": base + 60, "new": None}
+    assert window(45) == {"a": None, "new": None}  # slot 30 passed 15 s ago unchecked: at once
+    assert "slow" not in window(265) and window(295)["slow"] == base + 300  # every 10th window
+    # windows tile time: each of a's slots falls in exactly one run's window
+    owners = [[s for s in range(5, 200, 30) if window(s).get("a") == base + slot] for slot in (30, 60, 90)]
+    assert all(len(o) == 1 for o in owners), owners
