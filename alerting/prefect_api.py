@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import httpx
-
 LOCAL_API = "http://127.0.0.1:4200/api"  # where `alerting serve` starts a server by default
 RECORD_NAME = "alerting-local-server"  # in PREFECT_HOME: the API URL of the server serve started
 
@@ -50,6 +48,8 @@ class PrefectAPI:
 
 def probe(api_url: str, timeout: float = 2.0) -> Probe:
     """``prefect``: a Prefect API answers; ``other``: something else answers HTTP; ``none``: nothing."""
+    import httpx  # here: ~0.07 s to import, and most commands never ask
+
     try:
         response = httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout)
     except httpx.HTTPError:
