@@ -144,11 +144,13 @@ def test_first_slots_are_spread_over_most_of_the_interval_and_a_few_monitors_sta
     many = Timetable()
     many.set_monitors({f"m{i}": 30.0 for i in range(5000)}, now=0.0)
     firsts = sorted(slot for _, slot in many.pop_due(25.0))
-    assert len(firsts) == 5000 and firsts[-1] == pytest.approx(24.0, abs=0.01)  # 208 a second, evenly
-    assert max(b - a for a, b in zip(firsts, firsts[1:], strict=False)) == pytest.approx(24.0 / 5000, rel=0.01)
+    assert len(firsts) == 5000 and 23.0 <= firsts[-1] <= 24.0  # 208 a second over 24 s
+    groups = sorted(set(firsts))  # ... given in groups (a check among others costs less CPU)
+    assert [b - a for a, b in zip(groups, groups[1:], strict=False)] == [pytest.approx(0.5, abs=0.01)] * (len(groups) - 1)
+    assert max(firsts.count(t) for t in groups) == 105
     few = Timetable()
     few.set_monitors({f"m{i}": 30.0 for i in range(20)}, now=0.0)
-    assert len(few.pop_due(0.4)) == 20  # never slower than 50 a second
+    assert len(few.pop_due(0.0)) == 20  # a small config: every monitor at once
 
 
 # --- the recorder (real store) ---------------------------------------------------------------------
