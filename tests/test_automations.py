@@ -20,9 +20,6 @@ import pytest
 
 from toolkit import PrefectServer, free_port, kill, retry_api, wait_for
 
-# one worker runs this module: its module-scoped fixture (a server, or every command at once) runs once
-pytestmark = pytest.mark.xdist_group("automations")
-
 ALERTING = str(Path(sys.executable).parent / "alerting")
 CANARY = "CANARY-5be1d0"
 FAST = {  # our own server: fast loops so the test takes seconds, not minutes

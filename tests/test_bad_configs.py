@@ -24,9 +24,6 @@ import pytest
 
 from toolkit import free_port
 
-# one worker runs this module: its module-scoped fixture (a server, or every command at once) runs once
-pytestmark = pytest.mark.xdist_group("bad-configs")
-
 CORPUS_DIR = Path(__file__).parent / "bad_configs"
 CORPUS = sorted(CORPUS_DIR.glob("*.yaml"))
 ALERTING = str(Path(sys.executable).parent / "alerting")

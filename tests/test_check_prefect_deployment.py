@@ -13,9 +13,6 @@ from alerting.check import check
 from alerting.models import ErrorKind, MonitorSpec
 from toolkit import PrefectServer
 
-# one worker runs this module: its module-scoped fixture (a server, or every command at once) runs once
-pytestmark = pytest.mark.xdist_group("check-prefect-deployment")
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PrefectServer]:

@@ -13,9 +13,6 @@ import pytest
 
 from toolkit import PrefectServer
 
-# one worker runs this module: its module-scoped fixture (a server, or every command at once) runs once
-pytestmark = pytest.mark.xdist_group("lifecycle-cli")
-
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "canary-Secret-77ad1"
 

@@ -37,9 +37,6 @@ import pytest
 
 from toolkit import PrefectServer, Receiver, Target, free_port
 
-# one worker runs this module: its module-scoped fixture (a server, or every command at once) runs once
-pytestmark = pytest.mark.xdist_group("secret-canary")
-
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "Canary7" + uuid.uuid4().hex[:6].replace("a", "k").replace("b", "q")  # not hex, < 16 chars
 COMMAND_TIMEOUT = 240

@@ -41,9 +41,6 @@ from alerting.status_page.build import build_after_cycle, build_site, site_dir
 from alerting.status_page.write import MARKER, SiteError, publish
 from toolkit import Receiver, Target, free_port, wait_for
 
-# one worker runs this module: its module-scoped fixture (a server, or every command at once) runs once
-pytestmark = pytest.mark.xdist_group("status-page")
-
 ALERTING = str(Path(sys.executable).parent / "alerting")
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
