@@ -4,9 +4,10 @@ workers (`alerting worker`) in two locations, each location reaching the targets
 local HTTP proxy (HTTP_PROXY; the Prefect API is reached as `localhost`, which NO_PROXY exempts).
 
 (a) every monitor checked from both locations every cycle; (b) kill -9 of a worker holding a batch:
-every monitor checked again from that location within two intervals; (c) one location's proxy
-refusing: PARTIAL, no DOWN (quorum 2); both: exactly one DOWN per monitor listing both locations;
-back: one RESOLVED; (d) nothing sent twice.
+every monitor checked again from that location within two intervals; a worker started later gets
+batches by itself; (c) one location's proxy refusing: PARTIAL, no DOWN (quorum 2); both: exactly one
+DOWN per monitor listing both locations; back: one RESOLVED; a location whose only worker died is
+reported once and counts as neither up nor down; (d) nothing sent twice.
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         failover = time.time() - killed_at
         assert failover <= 2 * INTERVAL + 1
 
+        # a worker added now takes a share by itself (checked at the end)
+        late_log = tmp_path / "worker-3-eu-west.log"
+        procs.append(spawn([ALERTING, "worker", "-c", str(config), "--location", "eu-west"],
+                           env={**base, "HTTP_PROXY": proxies["eu-west"].url, "http_proxy": proxies["eu-west"].url},
+                           log=late_log, cwd=tmp_path))
+
         # (c) us-east cut off: PARTIAL, no DOWN
         proxies["us-east"].refuse()
 
@@ -147,6 +154,19 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
                  details=logs)
         wait_for(lambda: all(row["status"] == "UP" for row in states().values()), 3 * INTERVAL + 5,
                  what="every monitor UP again")
+
+        assert _received_since(late_log, 0) >= 1, late_log.read_text(errors="replace")[-2000:]
+
+        # a location without a live worker is reported once, counts as neither up nor down
+        kill(workers[2][1])
+        quiet = "Location us-east has no live worker"
+        wait_for(lambda: quiet in scheduler_log.read_text(errors="replace"), 3 * INTERVAL, what="the report",
+                 details=logs)
+        mark = time.time()
+        wait_for(lambda: _history(store_url, mark + 1) and all(_history(store_url, mark + 1).get(n) for n in NAMES),
+                 3 * INTERVAL, what="a cycle checked from eu-west alone")
+        assert scheduler_log.read_text(errors="replace").count(quiet) == 1
+        assert all(row["status"] == "UP" for row in states().values())
 
         # (d) nothing sent twice
         titles = Counter(t.split(" (")[0] for t in receiver.titles())
