@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,6 +76,17 @@ def history(store_url: str, since: float = 0) -> list[tuple[str, int]]:
     return [(m, ts) for m, ts in rows]
 
 
+def api_calls(log: Path) -> Counter:
+    """API calls per method and path (ids folded) in the server's access log."""
+    import re
+
+    out: Counter = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if "uvicorn.access" in line and (m := re.search(r'"(GET|POST|PATCH|PUT|DELETE) ([^ ?"]+)', line)):
+            out[f"{m.group(1)} {re.sub(r'[0-9a-f-]{36}', '{id}', m.group(2))}"] += 1
+    return out
+
+
 def postmaster_pid(pg: Postgres) -> int:
     return int((pg.data / "postmaster.pid").read_text().split()[0])
 
@@ -98,7 +110,7 @@ def main() -> None:
     try:
         store_url = database(pg, "alerting")
         prefect_db = database(pg, "prefect").replace("postgresql+psycopg", "postgresql+asyncpg")
-        server, api = start_prefect_server(tmp / "prefect", {**SERVER_SETTINGS,
+        server, api = start_prefect_server(tmp / "prefect", {**SERVER_SETTINGS, "PREFECT_SERVER_LOGGING_LEVEL": "INFO",
                                                                "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db})
         locations = [f"loc{i + 1}" for i in range(args.locations)]
         config = write_config(tmp / "monitors.yaml", args.monitors, ports, 64,
@@ -121,6 +133,7 @@ def main() -> None:
         wait_for(lambda: len(history(store_url)) >= args.monitors, 240, interval=2, what="a first round")
         time.sleep(args.interval)  # warm-up: let the first (paced) round settle
         cpu0 = {role: tree_cpu(pid) for role, pid in roles.items()}
+        calls0 = api_calls(tmp / "prefect" / "server.log")
         t0 = time.time()
         start = time.monotonic()
         peak = {role: 0.0 for role in roles}
@@ -130,6 +143,7 @@ def main() -> None:
             time.sleep(1)
         elapsed = time.monotonic() - start
         cpu = {role: tree_cpu(pid) - cpu0[role] for role, pid in roles.items()}
+        calls = api_calls(tmp / "prefect" / "server.log") - calls0
         checks = len(history(store_url, t0)) * args.locations  # a history row is one monitor-cycle (all its locations)
         expected = int(elapsed // args.interval) * args.monitors * args.locations
 
@@ -175,6 +189,9 @@ def main() -> None:
         no_pg = total - cpu["postgres"]
         print(f"  CPU per check: {total / checks * 1000:.2f} ms all processes; {no_pg / checks * 1000:.2f} ms without "
               f"PostgreSQL ({parts} ms)")
+    cycles = max(1, int(elapsed // args.interval))
+    print(f"  API calls per cycle: {sum(calls.values()) / cycles:.0f} ("
+          + ", ".join(f"{path} {n / cycles:.1f}" for path, n in calls.most_common(8)) + ")")
     print("  peak RSS: " + ", ".join(f"{role} {peak[role]:.0f} MB" for role in roles))
     print(f"  failover (kill -9 of one worker): longest gap between two checks of a monitor after it: "
           f"{max(gaps, default=0)} s (interval {args.interval} s); monitors not checked since: {unchecked}")

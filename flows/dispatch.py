@@ -2,7 +2,7 @@
 their locations instead of checking them here.
 
 ``ContinuousMonitor`` (alerting/continuous.py) decides what is due, exactly as in the single-process
-mode, and hands each monitor to ``LocationPool.submit``. Every ``FLUSH`` seconds the pool sends what
+mode, and hands each monitor to ``LocationPool.submit``. Every ``FLUSH`` second the pool sends what
 came in as one *round*: for each location, batches of up to ``BATCH`` monitor names as task runs of
 that location's check-batch task (flows/location_tasks.py, ``.delay()``). It waits for them until the
 round's deadline (``DEADLINE_SHARE`` of the shortest interval in it), combines each monitor's results
@@ -33,7 +33,7 @@ from alerting.schedule import effective_interval
 from flows.location_tasks import batch_task, task_name
 
 log = logging.getLogger("alerting.serve")
-FLUSH = 0.25  # seconds: monitors due this close together go in one round
+FLUSH = 1.0  # seconds: monitors due this close together go in one round (each round costs task runs)
 BATCH = 250  # monitor names per task run
 DEADLINE_SHARE = 0.8  # of the shortest interval in a round: results later than that are dropped
 WORKERS_TTL = 5.0  # seconds between looks at which locations have live task workers

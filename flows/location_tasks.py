@@ -109,7 +109,10 @@ def _checker() -> _Checker:
 
 def serve_location(config_path: Path, config: Config, location: str, limit: int = 16) -> None:
     """Blocks: this process is a task worker of ``location`` until Ctrl-C or SIGTERM."""
+    from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
     from prefect.task_worker import serve
 
     _CHECKER.use(config_path, config)
-    serve(batch_task(location), limit=limit)
+    # batches run outside flow runs: the API takes no logs from them (each would only warn)
+    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: False}):
+        serve(batch_task(location), limit=limit)

@@ -13,6 +13,7 @@ reported once and counts as neither up nor down; (d) nothing sent twice.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -26,6 +27,38 @@ from toolkit import PrefectServer, Proxy, kill, spawn, stop, wait_for
 ALERTING = str(Path(sys.executable).parent / "alerting")
 INTERVAL = 4.0
 NAMES = [f"svc-{i}" for i in range(8)]
+
+
+def readme_commands() -> dict[str, list[str]]:
+    """The README's "Scaling out" commands, one per role, split as a shell would (environment first)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Scaling out\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip() for line in section.splitlines() if line.startswith("       ") and line.strip()]
+    roles = {"database": "PREFECT_API_DATABASE_CONNECTION_URL", "server": "prefect server start",
+             "scheduler": " alerting serve ", "worker": " alerting worker "}
+    return {role: shlex.split(next(line for line in lines if needle in line)) for role, needle in roles.items()}
+
+
+def as_run_here(words: list[str], config: Path, location: str = "") -> tuple[dict[str, str], list[str]]:
+    """(environment, argv) of a README command, run here: this venv's alerting, the test's config."""
+    env = dict(w.split("=", 1) for w in words if "=" in w and w.split("=", 1)[0].isupper())
+    argv = [w for w in words if not ("=" in w and w.split("=", 1)[0].isupper())]
+    assert argv[0] == "alerting", words
+    argv = [ALERTING, *argv[1:]]
+    argv = [str(config) if w == "monitors.yaml" else location if w == "eu-west" else w for w in argv]
+    return env, argv
+
+
+def test_the_readme_gives_one_command_per_role():
+    commands = readme_commands()
+    assert commands["database"][:2] == ["export", commands["database"][1]]
+    assert commands["database"][1].startswith("PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://")
+    assert commands["server"] == ["PREFECT_SERVER_ANALYTICS_ENABLED=false", "prefect", "server", "start",
+                                  "--host", "0.0.0.0", "--port", "4200"]
+    env, argv = as_run_here(commands["scheduler"], Path("m.yaml"))
+    assert list(env) == ["PREFECT_API_URL"] and argv[1:] == ["serve", "-c", "m.yaml"]
+    env, argv = as_run_here(commands["worker"], Path("m.yaml"), "us-east")
+    assert list(env) == ["PREFECT_API_URL"] and argv[1:] == ["worker", "-c", "m.yaml", "--location", "us-east"]
 
 
 def _database(postgres, name: str) -> str:
@@ -76,16 +109,23 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         api = server.api_url.replace("127.0.0.1", "localhost")  # NO_PROXY: the API never goes through a proxy
         base = {**server.env, "PREFECT_API_URL": api, "NO_PROXY": "localhost", "no_proxy": "localhost",
                 "PREFECT_LOGGING_LEVEL": "INFO"}
+        # the README's commands, with this server's URL and this test's config
+        commands = readme_commands()
         scheduler_log = tmp_path / "serve.log"
-        procs.append(spawn([ALERTING, "serve", "-c", str(config), "--interval", "30s"], env=base, log=scheduler_log,
-                           cwd=tmp_path))
+        _, argv = as_run_here(commands["scheduler"], config)
+        procs.append(spawn(argv, env=base, log=scheduler_log, cwd=tmp_path))
         workers: list[tuple[str, subprocess.Popen, Path]] = []
+
+        def start_worker(loc: str, log: Path) -> subprocess.Popen:
+            _, argv = as_run_here(commands["worker"], config, loc)
+            env = {**base, "HTTP_PROXY": proxies[loc].url, "http_proxy": proxies[loc].url}  # the location's path
+            proc = spawn(argv, env=env, log=log, cwd=tmp_path)
+            procs.append(proc)
+            return proc
+
         for i, loc in enumerate(["eu-west", "eu-west", "us-east"]):
             log = tmp_path / f"worker-{i}-{loc}.log"
-            env = {**base, "HTTP_PROXY": proxies[loc].url, "http_proxy": proxies[loc].url}
-            proc = spawn([ALERTING, "worker", "-c", str(config), "--location", loc], env=env, log=log, cwd=tmp_path)
-            procs.append(proc)
-            workers.append((loc, proc, log))
+            workers.append((loc, start_worker(loc, log), log))
 
         def logs() -> str:
             return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
@@ -121,9 +161,7 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
 
         # a worker added now takes a share by itself (checked at the end)
         late_log = tmp_path / "worker-3-eu-west.log"
-        procs.append(spawn([ALERTING, "worker", "-c", str(config), "--location", "eu-west"],
-                           env={**base, "HTTP_PROXY": proxies["eu-west"].url, "http_proxy": proxies["eu-west"].url},
-                           log=late_log, cwd=tmp_path))
+        start_worker("eu-west", late_log)
 
         # (c) us-east cut off: PARTIAL, no DOWN
         proxies["us-east"].refuse()

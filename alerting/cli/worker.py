@@ -39,7 +39,6 @@ def worker(
     except prefect_api.NoPrefectAPI as exc:
         fail(str(exc))
     os.environ["PREFECT_API_URL"] = api.url
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # batches run outside flow runs
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def _terminate(signum, frame):  # SIGTERM stops it like Ctrl-C does
