@@ -5,7 +5,7 @@ their locations instead of checking them here.
 mode, and hands each monitor to ``LocationPool.submit``. Every ``FLUSH`` second the pool sends what
 came in as one *round*: for each location, batches of up to ``BATCH`` monitor names as task runs of
 that location's check-batch task (flows/location_tasks.py, ``.delay()``). It waits for them until the
-round's deadline (``DEADLINE_SHARE`` of the shortest interval in it), combines each monitor's results
+round's deadline (``DEADLINE_SHARE`` of the shortest interval in it, from when its first monitor came due), combines each monitor's results
 across its locations with the quorum rule (alerting/quorum.py), and hands the one result to the
 recorder. A monitor no location answered for is handed back as lost: its next slot sends it again,
 so a worker killed with its batches costs those monitors one cycle, never two.
@@ -47,6 +47,7 @@ class LocationPool:
         self.config, self.on_lost, self.default_interval = config, on_lost, default_interval
         self.flush, self.batch = flush, batch
         self._pending: list[tuple[MonitorSpec, OnResult | None]] = []
+        self._first_at: float | None = None  # when the oldest pending monitor came due
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -60,6 +61,8 @@ class LocationPool:
 
     def submit(self, spec: MonitorSpec, on_result: OnResult | None = None) -> None:
         with self._lock:
+            if not self._pending:
+                self._first_at = time.monotonic()
             self._pending.append((spec, on_result))
         self._wake.set()
 
@@ -76,9 +79,9 @@ class LocationPool:
                 return
             self._wake.clear()
             with self._lock:
-                items, self._pending = self._pending, []
+                items, self._pending, due = self._pending, [], self._first_at or time.monotonic()
             if items:
-                self._rounds.submit(self._round_safely, items)
+                self._rounds.submit(self._round_safely, items, due)
 
     def _task(self, location: str):
         if location not in self._tasks:
@@ -105,24 +108,25 @@ class LocationPool:
                 return dict.fromkeys(locations, True)
         return {loc: self._live.get(loc, False) for loc in locations}
 
-    def _round_safely(self, items: list[tuple[MonitorSpec, OnResult | None]]) -> None:
+    def _round_safely(self, items: list[tuple[MonitorSpec, OnResult | None]], due: float) -> None:
         try:
-            self._round(items)
+            self._round(items, due)
         except Exception as exc:  # noqa: BLE001 - the monitors go back to the timetable
             log.error("A round of %d checks failed: %s: %s", len(items), type(exc).__name__, str(exc)[:200])
             for spec, _ in items:
                 self.on_lost(spec.name)
 
-    def _round(self, items: list[tuple[MonitorSpec, OnResult | None]]) -> None:
+    def _round(self, items: list[tuple[MonitorSpec, OnResult | None]], due: float) -> None:
+        """Send, wait, combine. The deadline counts from when the first of them came due, so a lost
+        batch frees its monitors before their next slot."""
         known = self.config().locations
         by_location: dict[str, list[str]] = {}
         for spec, _ in items:
             for loc in locations_of(spec, known):
                 by_location.setdefault(loc, []).append(spec.name)
         shortest = min(effective_interval(spec, self.default_interval) for spec, _ in items)
-        started = time.monotonic()
-        deadline = started + DEADLINE_SHARE * shortest
-        expires = time.time() + DEADLINE_SHARE * shortest
+        deadline = due + DEADLINE_SHARE * shortest
+        expires = time.time() + (deadline - time.monotonic())
         live = self._live_locations(list(by_location))
         self._report_quiet(live)
         sent = []

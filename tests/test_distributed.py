@@ -155,9 +155,8 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         killed_at = time.time()
         lost = dict(proxies["eu-west"].paths)
         wait_for(lambda: all(proxies["eu-west"].paths.get(f"/{n}", 0) > lost.get(f"/{n}", 0) for n in NAMES),
-                 2 * INTERVAL + 1, what="every monitor checked from eu-west again within two intervals", details=logs)
+                 2 * INTERVAL, what="every monitor checked from eu-west again within two intervals", details=logs)
         failover = time.time() - killed_at
-        assert failover <= 2 * INTERVAL + 1
 
         # a worker added now takes a share by itself (checked at the end)
         late_log = tmp_path / "worker-3-eu-west.log"
