@@ -103,3 +103,25 @@ def test_locations_need_the_top_level_list_and_valid_names():
     assert "needs the top-level 'locations:' list" in str(config.problems[0])
     with pytest.raises(ConfigError, match="field 'locations'"):
         parse_config("locations: ['eu west']\nmonitors: []\n", "m.yaml")
+
+
+def test_bad_location_input_exits_2_naming_file_monitor_and_field(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    alerting = str(Path(sys.executable).parent / "alerting")
+    config = tmp_path / "m.yaml"
+    config.write_text("locations: [eu-west, us-east]\nmonitors:\n"
+                      "  - {name: api, url: 'http://api.example/', locations: [eu-west, mars]}\n"
+                      "  - {name: web, url: 'http://web.example/'}\n")
+    run = subprocess.run([alerting, "validate", "-c", str(config)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert f"{config}: monitor 'api': field 'locations': unknown location 'mars'" in run.stderr
+    run = subprocess.run([alerting, "worker", "-c", str(config), "--location", "ap-south"], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "field 'locations': unknown location 'ap-south' (defined: eu-west, us-east)" in run.stderr
+    run = subprocess.run([alerting, "serve", "-c", str(config), "--runner", "prefect"], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and "need the default runner" in run.stderr
