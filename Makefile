@@ -51,6 +51,8 @@ bench: setup          # every figure of the Performance section in one run (~60 
 	$(VENV)/bin/python bench/steady.py --monitors 5000
 	$(VENV)/bin/python bench/steady.py --monitors 10000
 	$(VENV)/bin/python bench/steady.py --monitors 1000 --runner prefect
+	$(VENV)/bin/python bench/distributed.py --monitors 1000
+	$(VENV)/bin/python bench/distributed.py --monitors 5000
 	$(VENV)/bin/python bench/alert_latency.py --monitors 1000
 	$(VENV)/bin/python bench/alert_latency.py --monitors 5000
 

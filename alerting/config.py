@@ -32,6 +32,7 @@ _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x fa
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_LOCATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
 def _make_loader(base: type) -> type:
@@ -200,6 +201,8 @@ class Config:
     history_retention: float = 35 * 86400.0  # seconds of raw check history kept (hourly rollups: 400 d)
     automations: Any = None  # alerting.server_alerts.AutomationsSpec (docs/automations.md)
     status_page: Any = None  # alerting.status_page.spec.StatusPageSpec (README: status page)
+    # where checks are made from (docs/scaling.md): empty = here, in the serving process
+    locations: list[str] = field(default_factory=list)
     # the file says ``monitors: []`` in so many words: its monitors are Service Monitor blocks (UI)
     block_monitors_only: bool = False
 
@@ -262,6 +265,18 @@ class _FileShape(BaseModel):
     history_retention: Any = Field(default=35 * 86400.0, validate_default=True)
     automations: dict[str, Any] | None = None  # validated by _parse_automations
     status_page: dict[str, Any] | None = None  # validated by _parse_status_page
+    locations: list[str] = Field(default_factory=list, max_length=100,
+                                 description="locations that 'alerting worker --location' processes check from")
+
+    @field_validator("locations")
+    @classmethod
+    def _location_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _LOCATION.match(name):
+                raise ValueError(f"location {name!r}: use 1-40 letters, digits, '-' or '_' (such as eu-west)")
+        if len(set(value)) != len(value):
+            raise ValueError("a location is listed twice")
+        return value
 
     @field_validator("defaults", "channels", "monitors", mode="before")
     @classmethod
@@ -408,6 +423,7 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
         storm_threshold=shape.storm_threshold,
         fallback_after=shape.fallback_after,
         history_retention=shape.history_retention,
+        locations=list(shape.locations),
     )
     if state_url and (reason := _state_url_problem(state_url)):
         # a problem, not fatal: like a bad monitor, it stops run/validate (exit 2) but not serve's reload
@@ -502,6 +518,10 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
             )
             continue
         seen.add(spec.name)
+        if where_problems := location_problems(spec, config.locations):
+            config.problems.extend(ConfigProblem(file, message, monitor=label, field=where)
+                                   for where, message in where_problems)
+            continue
         unknown = [c for c in spec.channels if c not in declared_channels]
         if unknown:
             known = ", ".join(sorted(declared_channels)) or "none defined"
@@ -516,6 +536,22 @@ def parse_config(text: str, file: str, environ: dict[str, str] | None = None) ->
             spec = spec.model_copy(update={"channels": [c for c in spec.channels if c not in unknown]})
         config.monitors.append(spec)
     return config
+
+
+def location_problems(spec: MonitorSpec, known: list[str]) -> list[tuple[str, str]]:
+    """(field, message) for a monitor's ``locations`` and ``quorum`` against the file's ``locations:``."""
+    if spec.locations is None and spec.quorum is None:
+        return []
+    if not known:
+        which = "locations" if spec.locations is not None else "quorum"
+        return [(which, "needs the top-level 'locations:' list (the places 'alerting worker --location' runs)")]
+    unknown = [name for name in spec.locations or [] if name not in known]
+    if unknown:
+        return [("locations", f"unknown location {', '.join(repr(n) for n in unknown)} (defined: {', '.join(known)})")]
+    count = len(spec.locations or known)
+    if spec.quorum is not None and spec.quorum > count:
+        return [("quorum", f"quorum {spec.quorum} is more than its {count} location(s)")]
+    return []
 
 
 def _parse_automations(raw: dict[str, Any] | None, file: str, environ: dict[str, str], problems: list):

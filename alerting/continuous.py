@@ -22,12 +22,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
-from alerting.check_pool import CheckPool
+from alerting.check_pool import CheckPool, OnResult
 from alerting.config import Config, ConfigError, load_config
 from alerting.cycle import CycleReport, confirmation_notes, open_store
 from alerting.deliverer import Deliverer, log_deliveries
@@ -69,8 +71,21 @@ class CycleWindow:
     missed: int = 0
 
 
+class Pool(Protocol):
+    """Where checks run: CheckPool (here, threads) or flows/dispatch.LocationPool (Prefect task workers)."""
+
+    def submit(self, spec: MonitorSpec, on_result: OnResult | None = None) -> object: ...
+
+    def close(self) -> None: ...
+
+
+# (the config as it is now, the callback for a monitor nobody checked this slot, the default interval)
+PoolFactory = Callable[[Callable[[], Config], Callable[[str], None], float], Pool]
+
+
 class ContinuousMonitor:
-    def __init__(self, config_path: Path, interval: float, shard: str | None = None):
+    def __init__(self, config_path: Path, interval: float, shard: str | None = None,
+                 pool_factory: PoolFactory | None = None):
         self.config_path = Path(config_path).resolve()
         self.interval = interval
         self.shard = parse_shard(shard) if shard else None
@@ -91,7 +106,8 @@ class ContinuousMonitor:
         self._first_round: set[str] = set()
         self._first_round_done = threading.Event()
         self.store: Store | None = None
-        self.pool: CheckPool | None = None
+        self.pool: Pool | None = None
+        self.pool_factory = pool_factory
         self.recorder: ResultRecorder | None = None
         self.deliverer: Deliverer | None = None
         self._thread: threading.Thread | None = None
@@ -102,7 +118,10 @@ class ContinuousMonitor:
         if self._thread is not None:
             return self  # the deployment was registered again (the API came back): already checking
         self.store = open_store(self.config)
-        self.pool = CheckPool(self.config.concurrency, self.config.per_host_concurrency)
+        if self.pool_factory is not None:
+            self.pool = self.pool_factory(lambda: self.config, self._lost, self.interval)
+        else:
+            self.pool = CheckPool(self.config.concurrency, self.config.per_host_concurrency)
         self.deliverer = Deliverer(self.store, lambda: self.config, on_delivered=partial(log_deliveries, log))
         self.recorder = ResultRecorder(self.store, self.config, on_queued=self.deliverer.wake, run_url=self.run_url)
         self._apply(self.config, first=True)
@@ -249,6 +268,11 @@ class ContinuousMonitor:
                     self._first_round_done.set()
         assert self.recorder is not None
         self.recorder.put(result, spec)
+
+    def _lost(self, name: str) -> None:
+        """Nobody checked it this slot (its workers died or none answered): the next slot tries again."""
+        with self._lock:
+            self._in_flight.discard(name)
 
     # --- reports --------------------------------------------------------------------------------------
     def wait_first_round(self, timeout: float) -> bool:

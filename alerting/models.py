@@ -192,6 +192,7 @@ class ErrorKind(str, Enum):
     # warnings: the check passed, but the monitor is DEGRADED (alerting.policy; never DOWN)
     SLOW = "slow"  # slower than degraded_after
     CERT_EXPIRING = "cert_expiring"  # fewer days left than cert_expiry_warning
+    PARTIAL = "partial"  # locations: some saw it fail, fewer than the quorum (alerting/quorum.py)
     CHECK_ERROR = "check_error"  # our own code failed, not the service: never a DOWN on its own
 
 
@@ -362,6 +363,16 @@ class MonitorSpec(BaseModel):
         default=5, ge=0, le=1000, description="state changes within flap_window that mean FLAPPING; 0 turns it off"
     )
     flap_window: FlapWindow = Field(default=3600.0, description="window for counting state changes: 1m to 7d")
+    # checking from several locations (docs/scaling.md): where from, and how many must see it fail
+    locations: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+        default=None, description="locations to check from (names in the top-level 'locations:'); default: all of them",
+    )
+    quorum: int | None = Field(
+        default=None, ge=1, le=100,
+        description="locations that must see it fail in the same cycle for DOWN; fewer is PARTIAL; "
+        "default: a majority of its locations (1 of 1, 2 of 2 or 3, 3 of 4 or 5)",
+    )
+    partial_alert: bool = Field(default=False, description="send a low-severity PARTIAL alert (and its RESOLVED)")
 
     @model_validator(mode="before")
     @classmethod
@@ -450,6 +461,15 @@ class MonitorSpec(BaseModel):
             bad = [code for code in value if not 100 <= code <= 599]
             if bad:
                 raise ValueError(f"HTTP status codes are 100-599, got {bad}")
+        return value
+
+    @field_validator("locations")
+    @classmethod
+    def _some_locations(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("list at least one location, or leave it out for every location")
+            value = list(dict.fromkeys(value))
         return value
 
     @field_validator("channels")
@@ -544,6 +564,7 @@ class AlertKind(str, Enum):
     # the warning level (DEGRADED: up, but slow or its certificate expiring); its RESOLVED has level "warning"
     SLOW = "SLOW"
     CERT_EXPIRING = "CERT_EXPIRING"
+    PARTIAL = "PARTIAL"  # failing from fewer locations than the quorum (only with partial_alert: true)
 
 
 @dataclass(frozen=True)

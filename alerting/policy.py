@@ -127,8 +127,10 @@ def step(
     if s.status is not Status.DOWN and not s.notified_down:
         warned = AlertEvent(AlertKind.SLOW, spec.name, now, down_since=s.degraded_since, first_error=s.warning_text,
                             last_error=s.warning_text, result=result, level="warning")
-        if s.degraded and not s.notified_degraded:
-            kind = AlertKind.CERT_EXPIRING if s.warning_kind == ErrorKind.CERT_EXPIRING.value else AlertKind.SLOW
+        partial = s.warning_kind == ErrorKind.PARTIAL.value
+        if s.degraded and not s.notified_degraded and (spec.partial_alert or not partial):
+            kind = {ErrorKind.CERT_EXPIRING.value: AlertKind.CERT_EXPIRING,
+                    ErrorKind.PARTIAL.value: AlertKind.PARTIAL}.get(s.warning_kind or "", AlertKind.SLOW)
             events.append(replace(warned, kind=kind))
             s = replace(s, notified_degraded=True)
         elif not s.degraded and s.notified_degraded:

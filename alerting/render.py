@@ -179,8 +179,9 @@ def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> Ale
         lead = f"{spec.name} is still DOWN after {lasted}: {event.last_error or 'down'}"
         rows = [("Down since", _utc(event.down_since)), ("First error", event.first_error or "n/a"),
                 ("Last error", event.last_error or "n/a")]
-    elif kind in ("SLOW", "CERT_EXPIRING"):
-        what = "SLOW" if kind == "SLOW" else "up, but its certificate expires soon"
+    elif kind in ("SLOW", "CERT_EXPIRING", "PARTIAL"):
+        what = {"SLOW": "SLOW", "PARTIAL": "failing from some locations (PARTIAL)"}.get(
+            kind, "up, but its certificate expires soon")
         lead = f"{spec.name} is {what}: {event.last_error or kind.lower()}"
         rows = [("Degraded since", _utc(event.down_since)), ("Expected", _expected(spec))]
         if spec.degraded_after is not None and kind == "SLOW":
@@ -190,7 +191,8 @@ def render_event(event, spec: MonitorSpec, *, run_url: str | None = None) -> Ale
             rows.append(("Checked", _when(result)))
         rows.append(("Level", "warning: the service answers; this is not a DOWN"))
     elif kind == "RESOLVED" and event.level == "warning":
-        was = "slow" if "certificate" not in (event.last_error or "") else "degraded (certificate expiring)"
+        was = ("failing from some locations" if "locations" in (event.last_error or "")
+               else "slow" if "certificate" not in (event.last_error or "") else "degraded (certificate expiring)")
         lead = f"{spec.name} is no longer {was} after {lasted}"
         rows = [("Degraded", f"{_utc(event.down_since)} to {_utc(event.up_since)} ({lasted})"),
                 ("Last warning", event.last_error or "n/a")]

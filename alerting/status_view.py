@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from alerting.config import Config
-from alerting.models import MonitorState
+from alerting.models import ErrorKind, MonitorState
 from alerting.policy import active_window
 from alerting.store import Store
 
@@ -29,7 +29,7 @@ def status_rows(store: Store, config: Config, now: datetime, names: list[str] | 
         up = uptime.get(spec.name, {})
         rows.append({
             "monitor": spec.name,
-            "status": "DEGRADED" if state.degraded and state.status.value == "UP" else state.status.value,
+            "status": shown_status(state),
             "since": state.since.isoformat(timespec="seconds") if state.since else None,
             "uptime_24h": _round(up.get("24h")),
             "uptime_7d": _round(up.get("7d")),
@@ -44,6 +44,14 @@ def status_rows(store: Store, config: Config, now: datetime, names: list[str] | 
             "warning": state.warning_text if state.degraded else None,
         })
     return rows
+
+
+def shown_status(state: MonitorState) -> str:
+    """UP, DOWN, UNKNOWN, or on the warning level beside UP: PARTIAL (failing from fewer locations than
+    the quorum) or DEGRADED (slow, certificate expiring)."""
+    if state.degraded and state.status.value == "UP":
+        return "PARTIAL" if state.warning_kind == ErrorKind.PARTIAL.value else "DEGRADED"
+    return state.status.value
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

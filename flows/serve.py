@@ -211,8 +211,9 @@ def serve_monitor(
         live = None
         if runner == "continuous":
             from alerting.continuous import ContinuousMonitor
+            from flows.dispatch import pool_for
 
-            live = guard.monitor = ContinuousMonitor(config_path, interval, shard)
+            live = guard.monitor = ContinuousMonitor(config_path, interval, shard, pool_factory=pool_for)
         guard.start()
         try:
             threading.Thread(

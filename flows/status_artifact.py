@@ -19,7 +19,7 @@ def status_table(config: Config, report: CycleReport, store: Store | None) -> li
             failing = {r.monitor for r in report.results if not r.ok}
             names = [
                 name for name, st in report.states.items()
-                if name in failing or st.status is not Status.UP or st.flapping or st.silenced_until is not None
+                if name in failing or st.status is not Status.UP or st.degraded or st.flapping or st.silenced_until is not None
             ][:ARTIFACT_ROWS]
         rows = status_rows(store, config, utcnow(), names)
         checked = {r.monitor: r for r in report.results}

@@ -10,6 +10,7 @@ which imports none of them back:
     blocks.py         blocks register | list
     automations.py    automations apply | list | delete
     status_page.py    status-page build | serve
+    worker.py         worker --location (a Prefect task worker of one location)
 
 Which Prefect API each command talks to: alerting/prefect_api.py.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import sys
 
 # importing a command module registers its commands; this order is the order of `alerting --help`
-from alerting.cli import automations, blocks, check, monitor_state, run, status_page  # noqa: F401
+from alerting.cli import automations, blocks, check, monitor_state, run, status_page, worker  # noqa: F401
 from alerting.cli.app import app
 
 __all__ = ["app", "main"]

@@ -79,7 +79,7 @@ def _note(r: dict) -> str:
 def _status_table(rows: list[dict], config: Path, wide: bool) -> Table:
     """Fits the terminal (80 columns when output is not a terminal): the essential columns, long
     names and errors wrapped. ``wide``: every column, nothing wrapped."""
-    colour = {"UP": "green", "DOWN": "bold red", "UNKNOWN": "yellow", "DEGRADED": "yellow"}
+    colour = {"UP": "green", "DOWN": "bold red", "UNKNOWN": "yellow", "DEGRADED": "yellow", "PARTIAL": "yellow"}
     table = Table(title=f"{len(rows)} monitor(s) in {config}; uptime and latency from the state store; "
                   "times UTC", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     if wide:

@@ -260,6 +260,9 @@ def serve(
     cfg = load(config)
     report_problems(cfg)  # bad monitors are reported; the others are served
     refuse_bad_or_empty(cfg, config, problems_too=False)  # but not nothing at all
+    if cfg.locations and (runner != "continuous" or shard):
+        fail(f"{config}: field 'locations': checks from locations need the default runner and no --shard "
+             "(the workers do the checking: see docs/scaling.md)")
     try:
         seconds = parse_duration(interval) if interval is not None else smallest_interval(cfg.monitors)
     except ValueError as exc:

@@ -8,6 +8,7 @@
     SMTPServer                               aiosmtpd on a free port, keeps the messages
     TCPListener, TLSServer, DNSServer, issue a TCP port, a TLS server with certificates made here, a UDP DNS server
     PrefectServer, retry_api                 a real Prefect server; retrying API calls while it is busy
+    Proxy                                    a local forward HTTP proxy (one location's path): refuse, blackhole
     Postgres                                 a throwaway PostgreSQL server
 
 Use from tests (tests/ is on sys.path) as ``from toolkit import ...``; bench/common.py puts tests/ on
@@ -20,10 +21,11 @@ from .ports import free_port
 from .postgres import Postgres, find_bin
 from .prefect import PrefectServer, retry_api
 from .processes import die_with_parent, interrupt, kill, kill_leftovers, spawn, stop
+from .proxy import Proxy
 from .smtp import SMTPServer
 from .waiting import WaitTimeout, wait_for
 
 __all__ = [
-    "DNSServer", "PrefectServer", "Postgres", "TCPListener", "TLSServer", "Receiver", "Request", "Route", "SMTPServer", "Target", "WaitTimeout",
+    "DNSServer", "PrefectServer", "Postgres", "Proxy", "TCPListener", "TLSServer", "Receiver", "Request", "Route", "SMTPServer", "Target", "WaitTimeout",
     "die_with_parent", "find_bin", "free_port", "interrupt", "issue", "kill", "kill_leftovers", "retry_api", "spawn", "stop", "wait_for",
 ]
