@@ -107,6 +107,8 @@ class ContinuousMonitor:
         self._first_round_done = threading.Event()
         self.store: Store | None = None
         self.pool: Pool | None = None
+        self.local_pool: CheckPool | None = None  # with a pool_factory: for monitors not in the YAML file
+        self._yaml_names: set[str] = set()
         self.pool_factory = pool_factory
         self.recorder: ResultRecorder | None = None
         self.deliverer: Deliverer | None = None
@@ -120,6 +122,9 @@ class ContinuousMonitor:
         self.store = open_store(self.config)
         if self.pool_factory is not None:
             self.pool = self.pool_factory(lambda: self.config, self._lost, self.interval)
+            # monitors the workers cannot know (Service Monitor blocks: workers read only the YAML
+            # file) are checked here, never left unchecked
+            self.local_pool = CheckPool(self.config.concurrency, self.config.per_host_concurrency)
         else:
             self.pool = CheckPool(self.config.concurrency, self.config.per_host_concurrency)
         self.deliverer = Deliverer(self.store, lambda: self.config, on_delivered=partial(log_deliveries, log))
@@ -138,6 +143,8 @@ class ContinuousMonitor:
             self._thread.join(timeout)
         if self.pool is not None:
             self.pool.close()
+        if self.local_pool is not None:
+            self.local_pool.close()
         if self.recorder is not None:
             self.recorder.close(timeout)
         if self.deliverer is not None:
@@ -199,6 +206,7 @@ class ContinuousMonitor:
     def _apply(self, config: Config, first: bool = False) -> None:
         specs = [s for s in config.monitors if self.shard is None or in_shard(s, self.shard)]
         with self._lock:
+            self._yaml_names = {m.name for m in self.yaml.monitors}
             self.config = config
             self.specs = {s.name: s for s in specs}
             if self.recorder is not None:
@@ -254,8 +262,9 @@ class ContinuousMonitor:
                     continue
                 self._in_flight.add(name)
                 self.stats.started += 1
-            assert self.pool is not None
-            self.pool.submit(spec, partial(self._finished, spec=spec))
+            pool: Pool | None = self.local_pool if self.local_pool is not None and name not in self._yaml_names else self.pool
+            assert pool is not None
+            pool.submit(spec, partial(self._finished, spec=spec))
 
     def _finished(self, result: CheckResult, *, spec: MonitorSpec) -> None:
         with self._lock:

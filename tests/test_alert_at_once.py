@@ -200,3 +200,31 @@ def test_a_scheduled_run_checks_a_monitor_at_its_slot_not_when_the_run_started(t
     results = {r.monitor: r for r in check_all(specs, slots={"slotted": slot})}
     assert results["slotted"].checked_at.timestamp() >= slot
     assert results["early"].checked_at < results["slotted"].checked_at  # no slot: checked at once
+
+
+def test_with_workers_a_monitor_made_in_the_ui_is_checked_by_the_serving_process(target, write_config):
+    """The workers of `locations:` read only the YAML file: a Service Monitor block's monitor is
+    checked here instead of being sent to workers that do not know it (and left unchecked)."""
+    from dataclasses import replace
+
+    from alerting.check_pool import CheckPool
+
+    sent: list[str] = []
+
+    class WorkersStandIn(CheckPool):  # where LocationPool would send batches; records what it got
+        def submit(self, spec, on_result=None):
+            sent.append(spec.name)
+            return super().submit(spec, on_result)
+
+    target.route("/yaml")
+    target.route("/ui")
+    path = write_config(f"defaults: {{attempts: 1, interval: 1s}}\nmonitors:\n  - {{name: yaml, url: '{target.url('/yaml')}'}}\n")
+    live = ContinuousMonitor(path, interval=1.0, pool_factory=lambda config, lost, interval: WorkersStandIn()).start()
+    try:
+        ui = MonitorSpec(name="ui", url=target.url("/ui"), attempts=1, interval=1.0)
+        live.use_config(replace(live.yaml, monitors=[*live.yaml.monitors, ui]))
+        target.wait_for_hits("/ui", 2, timeout=60)
+        target.wait_for_hits("/yaml", 2, timeout=60)
+    finally:
+        live.stop()
+    assert "yaml" in sent and "ui" not in sent

@@ -42,7 +42,10 @@ def test_service_monitor_form_has_every_yaml_monitor_field_with_readable_labels(
     form = _form(ServiceMonitor)["properties"]
     RENAMED = {"service_name": "name"}
     block_names = {RENAMED.get(name, name) for name in form}
-    missing = set(MonitorSpec.model_fields) - block_names
+    # checking from several locations is for monitors in the YAML file, which the workers read; a
+    # monitor made in the UI is checked by the serving process itself (docs/scaling.md)
+    YAML_ONLY = {"locations", "quorum", "partial_alert"}
+    missing = set(MonitorSpec.model_fields) - block_names - YAML_ONLY
     assert not missing, f"monitor fields missing from the Service Monitor form: {sorted(missing)}"
     for name, prop in form.items():
         assert prop.get("title") and prop.get("description"), name
