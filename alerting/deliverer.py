@@ -52,8 +52,9 @@ class Deliverer:
         while True:
             self._wake.wait(self.poll)
             self._wake.clear()
+            stopping = self._stop.is_set()  # read before the pass: a close() during it gets one more
             self._pass()
-            if self._stop.is_set():
+            if stopping:
                 return
 
     def _pass(self) -> None:

@@ -151,3 +151,39 @@ def test_several_messages_to_one_channel_in_order(receiver):
     results = send(channel("hook", receiver.apprise_url()), ms)
     assert all(r.ok for r in results)
     assert receiver.titles() == ["DOWN: a", "DOWN: b", "DOWN: c"]
+
+
+def test_closing_the_deliverer_mid_send_still_sends_what_was_queued_meanwhile(tmp_path):
+    """A row queued while the deliverer is inside a pass, then close(): one more pass sends it (a DOWN
+    decided at the end of a cycle was left in the outbox until the next run)."""
+    import threading
+
+    from alerting.config import Config
+    from alerting.deliverer import Deliverer
+    from alerting.record import alert_rows as _rows
+    from alerting.store import Store
+    from toolkit import Receiver, wait_for
+
+    hook = Receiver()
+    try:
+        hook.hang = True  # the first POST is held: the deliverer sits inside its pass
+        config = Config(path=str(tmp_path / "m.yaml"), channels={"hook": channel("hook", hook.apprise_url())})
+        with Store(config.resolved_state_url()) as store:
+            deliverer = Deliverer(store, lambda: config)
+            with store.begin() as tx:
+                tx.enqueue(_rows(render_down(down_result(monitor="first"), SPEC), ["hook"], down_result().checked_at))
+            deliverer.wake()
+            wait_for(lambda: hook.hung, 30, what="the first POST, held")
+            with store.begin() as tx:
+                tx.enqueue(_rows(render_down(down_result(monitor="second"), SPEC), ["hook"], down_result().checked_at))
+            deliverer.wake()
+            done: list = []
+            closing = threading.Thread(target=lambda: done.extend(deliverer.close()))
+            closing.start()
+            wait_for(lambda: deliverer._stop.is_set(), 30, what="close() called")
+            hook.hang = False
+            hook.release()
+            closing.join(60)
+        assert len([d for d in done if d.ok]) == 2, done  # the held one, and the one queued meanwhile
+    finally:
+        hook.close()

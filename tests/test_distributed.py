@@ -142,6 +142,9 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         for loc, proxy in proxies.items():
             for name in NAMES:
                 assert proxy.paths[f"/{name}"] - before[loc][f"/{name}"] >= 3, (loc, name, logs())
+        # recorded (passes of monitors known UP are written up to 2 s after their check): poll for it
+        wait_for(lambda: all(len(_history(store_url, start).get(name, [])) >= 3 for name in NAMES), 30,
+                 what="three recorded checks of every monitor", details=logs)
         history = _history(store_url, start)
         for name in NAMES:
             gaps = [b - a for a, b in zip(history[name], history[name][1:], strict=False)]
