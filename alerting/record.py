@@ -69,18 +69,16 @@ def record_cycle(
         if stale:
             log.warning("Not applying %d check result(s) older than one already recorded: %s",
                         len(stale), ", ".join(r.monitor for r in stale[:5]))
-        for result in results:
-            if result in stale:
-                continue
+        applied = [r for r in results if r not in stale]
+        for result in applied:
             spec = specs[result.monitor]
             state = before[result.monitor]
             new, decided = step(state, result, spec, now, hold_for(state, spec, config.maintenance, now))
             states[result.monitor] = new
             events += decided
-        tx.save_states(list(states.values()), now,
-                       checked={r.monitor: r.checked_at for r in results if r.monitor in states and r not in stale})
+        tx.save_states(list(states.values()), now, checked={r.monitor: r.checked_at for r in applied})
         tx.add_history(results)
-        tx.record_incidents(list(states.values()), [r for r in results if r not in stale], now, before)
+        tx.record_incidents(list(states.values()), applied, now, before)
         queued = tx.enqueue(plan_alerts(events, specs, config.storm_threshold, run_url))
     if prune:
         prune_history(store, config, now)
