@@ -110,17 +110,22 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
                 found = checker.classify(exc, spec)
                 return Attempt(**{**found.__dict__, "latency_ms": elapsed_ms(clock, started)})
 
-    retrying = Retrying(
-        stop=stop_after_attempt(spec.attempts),
-        wait=wait,
-        retry=retry_if_result(lambda a: not a.ok and a.retryable),
-        sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-    )
     started, started_at = clock(), now()
     try:
-        last = retrying(attempt)
-        attempts = retrying.statistics.get("attempt_number", 1)
+        last, attempts = attempt(), 1
+        if not last.ok and last.retryable and spec.attempts > 1:
+            # tenacity only when a retry is due (most checks pass at once); it replays the first
+            # attempt's outcome, so waits, Retry-After and statistics are exactly its own
+            first: list[Attempt] = [last]
+            retrying = Retrying(
+                stop=stop_after_attempt(spec.attempts),
+                wait=wait,
+                retry=retry_if_result(lambda a: not a.ok and a.retryable),
+                sleep=sleep,
+                retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            )
+            last = retrying(lambda: first.pop() if first else attempt())
+            attempts = retrying.statistics.get("attempt_number", 1)
     finally:
         if own_session and session is not None:
             session.close()

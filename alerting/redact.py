@@ -236,15 +236,18 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     URL-quoted forms) masked, every http(s) URL in it redacted as a monitored URL, and the request
     path that requests/urllib3 put in their exception texts (``with url: /path?query``) too."""
     text = _mask_known(text, secrets)
-    safe = _prefect_url_prefixes()
+    if "://" in text:  # most texts hold no URL ("HTTP 200 OK"): skip reading Prefect's settings
+        safe = _prefect_url_prefixes()
 
-    def url(match: re.Match[str]) -> str:
-        found = match.group(0)
-        shown = found.rstrip(".,;:!?)]}")  # sentence punctuation after a URL is not part of it
-        tail = found[len(shown):]
-        return found if shown.startswith(safe) else redact_target_url(shown) + tail
+        def url(match: re.Match[str]) -> str:
+            found = match.group(0)
+            shown = found.rstrip(".,;:!?)]}")  # sentence punctuation after a URL is not part of it
+            tail = found[len(shown):]
+            return found if shown.startswith(safe) else redact_target_url(shown) + tail
 
-    text = _URL_IN_TEXT.sub(url, text)
+        text = _URL_IN_TEXT.sub(url, text)
+    if "url:" not in text.lower():
+        return text
     return _PATH_IN_TEXT.sub(lambda m: m.group(1) + _redact_path(m.group(2)), text)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +94,8 @@ class _Checker:
         if unknown:
             log.error("%d monitor(s) of the batch are not in %s (configs differ?): %s", len(unknown), self.path,
                       ", ".join(unknown[:5]))
-        futures = [pool.submit(specs[n]) for n in names if n in specs]
-        done, _ = wait(futures, timeout=max(0.0, expires - time.time()))
-        return [f.result().model_dump(mode="json") for f in done]
+        results = pool.check_many([specs[n] for n in names if n in specs], timeout=max(0.0, expires - time.time()))
+        return [result.model_dump(mode="json") for result in results]
 
 
 _CHECKER = _Checker()
