@@ -4,7 +4,7 @@ import threading
 
 from alerting.check_pool import CheckPool, check_all
 from alerting.models import MonitorSpec
-from tests.toolkit.waiting import wait_for
+from toolkit import wait_for
 
 
 def spec(name, url, **kw):
