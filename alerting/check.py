@@ -10,53 +10,39 @@ keyword and a failed condition; never other 4xx, TLS errors or too many redirect
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
-import requests
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
-from alerting import __version__
 from alerting.checks import checker_for
 from alerting.checks.base import Attempt, Context, elapsed_ms
 from alerting.checks.http import BODY_LIMIT, attempt_once, classify_exception
-from alerting.deadline import DeadlineAdapter
+from alerting.http_client import HttpClient
 from alerting.models import CheckResult, ErrorKind, MonitorSpec, utcnow
 from alerting.redact import redact_target_url, scrub
 
-USER_AGENT = f"outage-alerting/{__version__} (+https://github.com/)"
 log = logging.getLogger(__name__)
-__all__ = ["BODY_LIMIT", "Attempt", "attempt_once", "build_session", "check", "classify_exception"]
+__all__ = ["BODY_LIMIT", "Attempt", "HttpClient", "attempt_once", "check", "classify_exception"]
 
 Sleep = Callable[[float], None]
 Slot = Callable[[], AbstractContextManager]  # held around each attempt, never during a retry's wait
 
 
-def build_session(pool_size: int = 32) -> requests.Session:
-    """A session whose connection pool fits ``pool_size`` concurrent checks per host."""
-    session = requests.Session()
-    adapter = DeadlineAdapter(pool_connections=max(pool_size, 10), pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = USER_AGENT
-    # requests re-reads every proxy variable of os.environ on each request (~0.4 ms); skip that
-    # unless a proxy is actually configured, so the common case pays nothing
-    session.trust_env = any(k.lower().endswith("_proxy") for k in os.environ)
-    return session
-
-
 def check(
     spec: MonitorSpec,
-    session: requests.Session | None = None,
+    client: HttpClient | None = None,
     sleep: Sleep = time.sleep,
     clock: Callable[[], float] = time.perf_counter,
     slot: Slot = nullcontext,
     now: Callable[[], datetime] = utcnow,
 ) -> CheckResult:
     """Check one monitor with tenacity retries; never raises.
+
+    ``client`` is the pooled HTTP client that http checks share (keep-alive across checks); without
+    one, an http check makes its own for this check only.
 
     ``slot`` is entered around each attempt only (a per-host limit, say): the wait between attempts
     holds nothing, so healthy monitors never queue behind a failing one's backoff.
@@ -66,7 +52,7 @@ def check(
     the URL (which may carry secrets).
     """
     try:
-        return _check(spec, session, sleep, clock, slot, now)
+        return _check(spec, client, sleep, clock, slot, now)
     except Exception as exc:  # noqa: BLE001 - one monitor's bug never crashes a batch
         log.error("The check of %s failed inside the toolkit (%s); reported as a check error",
                   spec.name, type(exc).__name__)
@@ -83,10 +69,10 @@ def _safe_url(url: str) -> str:
         return "<url hidden>"
 
 
-def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, clock: Callable[[], float],
+def _check(spec: MonitorSpec, client: HttpClient | None, sleep: Sleep, clock: Callable[[], float],
            slot: Slot = nullcontext, now: Callable[[], datetime] = utcnow) -> CheckResult:
-    own_session = session is None and spec.type == "http"  # the other types open their own sockets
-    session = session or (build_session(4) if own_session else None)
+    own_client = client is None and spec.type == "http"  # the other types open their own sockets
+    client = client or (HttpClient(4) if own_client else None)
     backoff = wait_exponential_jitter(
         initial=spec.retry_backoff, max=spec.retry_backoff_max, jitter=spec.retry_backoff
     )
@@ -99,7 +85,7 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
         return base
 
     checker = checker_for(spec.type)
-    context = Context(session, clock, now)
+    context = Context(client, clock, now)
 
     def attempt() -> Attempt:
         with slot():  # held around the attempt only, never during a retry's wait
@@ -127,8 +113,8 @@ def _check(spec: MonitorSpec, session: requests.Session | None, sleep: Sleep, cl
             last = retrying(lambda: first.pop() if first else attempt())
             attempts = retrying.statistics.get("attempt_number", 1)
     finally:
-        if own_session and session is not None:
-            session.close()
+        if own_client and client is not None:
+            client.close()
     return CheckResult(
         monitor=spec.name,
         url=redact_target_url(spec.url),

@@ -1,4 +1,4 @@
-"""Where checks run: threads, one pooled session, and slots that only an attempt holds.
+"""Where checks run: threads, one pooled HTTP client, and slots that only an attempt holds.
 
 At most ``concurrency`` attempts run at once, and at most ``per_host`` against one host. A slot is
 held for one attempt, never during the wait before a retry: a failing monitor backing off on a host
@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from alerting.check import build_session, check
+from alerting.check import check
+from alerting.http_client import HttpClient
 from alerting.models import CheckResult, MonitorSpec
 from alerting.schedule import host_of, interleave_by_host
 
@@ -73,7 +74,7 @@ class CheckPool:
     def __init__(self, concurrency: int = 32, per_host: int = 8, headroom: int = 4):
         self.concurrency = max(1, concurrency)
         self.per_host = max(1, per_host)
-        self.session = build_session(min(self.concurrency, self.per_host))
+        self.http = HttpClient(min(self.concurrency, self.per_host))  # a host's connections kept: its slots
         self._attempts = threading.BoundedSemaphore(self.concurrency)
         self._slots: dict[str, _HostSlot] = {}
         self._lock = threading.Lock()
@@ -93,7 +94,7 @@ class CheckPool:
 
     def run(self, spec: MonitorSpec) -> CheckResult:
         """Check one monitor in the calling thread, under this pool's slots. Never raises."""
-        return check(spec, self.session, slot=self._slot(host_key(spec)))
+        return check(spec, self.http, slot=self._slot(host_key(spec)))
 
     def submit(self, spec: MonitorSpec, on_result: OnResult | None = None) -> None:
         """Check ``spec`` in a pool thread; ``on_result`` (if any) gets the result as soon as it is
@@ -165,7 +166,7 @@ class CheckPool:
             self._jobs.put(_STOP)
         for thread in threads:
             thread.join()
-        self.session.close()
+        self.http.close()
 
 
 class _Settle:

@@ -1,10 +1,11 @@
 """A hard deadline for one HTTP attempt: connect, headers and the whole body, however the server dribbles.
 
-``requests`` only has per-operation timeouts: a server that sends one byte a second never trips
-them. Here every socket that an attempt opens or reuses is registered with one watchdog thread;
-when the attempt's deadline passes, the watchdog shuts the socket down, so the blocked read returns
-at once and the attempt ends. ``DeadlineAdapter`` is a ``requests`` adapter whose connections
-register themselves; ``hard_deadline(seconds)`` scopes an attempt in the calling thread.
+urllib3 only has per-operation timeouts: a server that sends one byte a second never trips them.
+Here every socket that an attempt opens or reuses is registered with one watchdog thread; when the
+attempt's deadline passes, the watchdog shuts the socket down, so the blocked read returns at once
+and the attempt ends. ``POOL_CLASSES`` are urllib3 connection pools (a ``PoolManager``'s
+``pool_classes_by_scheme``) whose connections register themselves; ``hard_deadline(seconds)``
+scopes an attempt in the calling thread.
 
 Only DNS resolution (``getaddrinfo``) is outside the deadline: it cannot be interrupted, and the
 system resolver bounds it by its own timeout.
@@ -21,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -137,17 +137,13 @@ class _DeadlineHTTPSConnection(_Watched, HTTPSConnection):
             self.peer_cert = None
 
 
-class _DeadlineHTTPPool(HTTPConnectionPool):
+class DeadlineHTTPPool(HTTPConnectionPool):
     ConnectionCls = _DeadlineHTTPConnection
 
 
-class _DeadlineHTTPSPool(HTTPSConnectionPool):
+class DeadlineHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _DeadlineHTTPSConnection
 
 
-class DeadlineAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections obey ``hard_deadline``."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+# a PoolManager's (or ProxyManager's) ``pool_classes_by_scheme``: its connections obey ``hard_deadline``
+POOL_CLASSES: dict[str, type[HTTPConnectionPool]] = {"http": DeadlineHTTPPool, "https": DeadlineHTTPSPool}

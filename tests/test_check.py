@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from alerting.check import BODY_LIMIT, build_session, check
+from alerting.check import BODY_LIMIT, HttpClient, check
 from alerting.models import ErrorKind, MonitorSpec
 from toolkit import Target
 
@@ -139,11 +139,11 @@ def test_result_url_has_no_credentials_or_secret_values(target):
     assert "page=2" in r.url
 
 
-def test_session_is_shared_across_threads(target):
+def test_client_is_shared_across_threads(target):
     url = target.route("/ok")
-    session = build_session(8)
+    client = HttpClient(8)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(check(spec(url), session))) for _ in range(16)]
+    threads = [threading.Thread(target=lambda: results.append(check(spec(url), client))) for _ in range(16)]
     for t in threads:
         t.start()
     for t in threads:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
+from alerting.http_client import HttpClient
 from alerting.models import ErrorKind, MonitorSpec, utcnow
 
 Clock = Callable[[], float]
@@ -33,10 +34,10 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Context:
-    """What an attempt may use: the pooled HTTP session (``requests.Session``; http only), the clock for
-    latencies and the wall clock (``now``: injected by tests of time-based checks)."""
+    """What an attempt may use: the pooled HTTP client (http only), the clock for latencies and the
+    wall clock (``now``: injected by tests of time-based checks)."""
 
-    session: Any
+    http: HttpClient | None
     clock: Clock
     now: Callable[[], datetime] = utcnow
 

@@ -1,4 +1,4 @@
-"""The http type: one request through the pooled session; status, keyword, JSON conditions, and the
+"""The http type: one request through the pooled HTTP client (urllib3); status, keyword, JSON conditions, and the
 certificate's days left on https.
 
 Retried (exponential backoff with jitter, in ``alerting.check``): timeouts, connection errors, 5xx,
@@ -16,17 +16,31 @@ from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
 
-import requests
-from urllib3.exceptions import NameResolutionError
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    EmptyPoolError,
+    LocationValueError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from alerting.checks import conditions
 from alerting.checks.base import Attempt, Context
 from alerting.checks.certs import expiry_warning
 from alerting.deadline import hard_deadline
+from alerting.http_client import REDIRECT_STATUSES, HttpClient, MalformedBody, encoding_of, read_body
 from alerting.models import ErrorKind, MonitorSpec
 from alerting.redact import redact_target_url
 
 BODY_LIMIT = 1024 * 1024  # bytes of body read for the keyword match and the conditions
+# what requests called a connection error (urllib3's, raised as they are: ``retries=False``)
+CONNECTION_ERRORS = (ProtocolError, OSError, NewConnectionError, ProxyError, ClosedPoolError, EmptyPoolError)
 
 
 class RedirectElsewhere(Exception):
@@ -35,6 +49,10 @@ class RedirectElsewhere(Exception):
     def __init__(self, where: str):
         super().__init__(where)
         self.where = where
+
+
+class TooManyRedirects(Exception):
+    """More than ``max_redirects`` hops."""
 
 
 def _causes(exc: BaseException):
@@ -51,11 +69,11 @@ def _causes(exc: BaseException):
 
 
 def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
-    """Map a requests/urllib3 exception to an error kind, with a message free of URLs."""
+    """Map a urllib3 (or socket) exception to an error kind, with a message free of URLs."""
 
     host = redact_target_url(f"http://{urlsplit(spec.url).hostname or 'host'}/").split("//", 1)[-1].rstrip("/")
     causes = list(_causes(exc))
-    if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(c, ssl.SSLError) for c in causes):
+    if isinstance(exc, SSLError) or any(isinstance(c, ssl.SSLError) for c in causes):
         reason = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
         verify = getattr(reason, "verify_message", None)
         if verify:
@@ -66,12 +84,13 @@ def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
     if isinstance(exc, RedirectElsewhere):
         return Attempt(False, None, None, ErrorKind.REDIRECT_ELSEWHERE,
                        f"redirected to another host ({exc.where}), which follow_redirects: same-host forbids")
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
+    if isinstance(exc, TooManyRedirects):
         return Attempt(
             False, None, None, ErrorKind.TOO_MANY_REDIRECTS,
             f"more than {spec.max_redirects} redirects", retryable=False,
         )
-    if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)):
+    if isinstance(exc, (ReadTimeoutError, socket.timeout, TimeoutError)) or (
+            isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError)):
         return Attempt(False, None, None, ErrorKind.TIMEOUT, f"no answer within {spec.timeout:g}s", True)
     if any(isinstance(c, (NameResolutionError, socket.gaierror)) for c in causes):
         return Attempt(False, None, None, ErrorKind.DNS, f"DNS lookup failed for {host}", True)
@@ -79,7 +98,7 @@ def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
         return Attempt(False, None, None, ErrorKind.REFUSED, f"connection refused by {host}", True)
     if any(isinstance(c, (TimeoutError, socket.timeout)) for c in causes):
         return Attempt(False, None, None, ErrorKind.TIMEOUT, f"no answer within {spec.timeout:g}s", True)
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+    if isinstance(exc, MalformedBody):
         return Attempt(False, None, None, ErrorKind.INVALID_RESPONSE, "malformed response body", True)
     invalid = next((c for c in causes if isinstance(c, http.client.HTTPException)
                     and not isinstance(c, http.client.RemoteDisconnected)), None)
@@ -89,10 +108,11 @@ def classify_exception(exc: BaseException, spec: MonitorSpec) -> Attempt:
     if any(isinstance(c, http.client.RemoteDisconnected) for c in causes):
         return Attempt(False, None, None, ErrorKind.CONNECTION,
                        f"connection closed by {host} without an answer", True)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        kind = next((type(c).__name__ for c in causes if isinstance(c, OSError)), "connection error")
+    if isinstance(exc, CONNECTION_ERRORS):
+        kind = "ProxyError" if isinstance(exc, ProxyError) else "ConnectionError"  # the names requests gave
         return Attempt(False, None, None, ErrorKind.CONNECTION, f"connection failed ({kind})", True)
-    return Attempt(False, None, None, ErrorKind.CONNECTION, f"request failed ({type(exc).__name__})", True)
+    name = "InvalidURL" if isinstance(exc, LocationValueError) else type(exc).__name__  # requests' name
+    return Attempt(False, None, None, ErrorKind.CONNECTION, f"request failed ({name})", True)
 
 
 def _invalid_reason(exc: http.client.HTTPException) -> str:
@@ -108,7 +128,7 @@ def _invalid_reason(exc: http.client.HTTPException) -> str:
     return type(exc).__name__
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: BaseHTTPResponse) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
         return None
@@ -136,68 +156,56 @@ def _origin(url: str) -> tuple[str, int | None]:
 
 
 def _request_following_redirects(
-    session: requests.Session, spec: MonitorSpec, headers: dict
-) -> tuple[requests.Response, str | None]:
+    client: HttpClient, spec: MonitorSpec, headers: dict
+) -> tuple[BaseHTTPResponse, str | None]:
     """(the final response, where redirects led or None). At most ``spec.max_redirects`` hops (a
-    per-monitor bound; the session is shared), as ``spec.follow_redirects`` allows. The monitor's
+    per-monitor bound; the client is shared), as ``spec.follow_redirects`` allows. The monitor's
     own headers (often credentials) are never sent to another host."""
     url, method = spec.url, spec.method
     origin = _origin(spec.url)
     follow = spec.max_redirects > 0 and spec.follow_redirects != "none"
     for hop in range(spec.max_redirects + 1):
         same = _origin(url) == origin
-        response = session.request(
-            method, url, headers=headers if same else {}, timeout=(spec.timeout, spec.timeout),
-            allow_redirects=False, verify=spec.verify_tls, stream=True,
-        )
-        location = response.headers.get("Location") if response.is_redirect else None
+        response = client.request(method, url, headers if same else {}, spec.timeout, verify=spec.verify_tls)
+        location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
         if not location or not follow:
             return response, (url if hop else None)
-        response.close()
+        read_body(response, BODY_LIMIT)  # read, as requests did: the connection stays open for the next hop
         if hop == spec.max_redirects:
-            raise requests.exceptions.TooManyRedirects(f"more than {spec.max_redirects} redirects")
+            raise TooManyRedirects(f"more than {spec.max_redirects} redirects")
         url = urljoin(url, location)
         if spec.follow_redirects == "same-host" and _origin(url) != origin:
             host, port = _origin(url)
             raise RedirectElsewhere(f"{host}:{port}")
-        if response.status_code in (301, 302, 303) and method != "HEAD":
+        if response.status in (301, 302, 303) and method != "HEAD":
             method = "GET"
     raise AssertionError("unreachable")
 
 
-def attempt_once(session: requests.Session, spec: MonitorSpec, clock: Callable[[], float] = time.perf_counter) -> Attempt:
+def attempt_once(client: HttpClient, spec: MonitorSpec, clock: Callable[[], float] = time.perf_counter) -> Attempt:
     """One request: status, capped body read and keyword match."""
     started = clock()
     with hard_deadline(spec.timeout) as scope:
-        attempt = _attempt(session, spec, clock, started)
+        attempt = _attempt(client, spec, clock, started)
     if scope.expired:  # the watchdog cut the connection: whatever arrived is incomplete
         return Attempt(False, attempt.status_code, round((clock() - started) * 1000, 1), ErrorKind.TIMEOUT,
                        f"no complete answer within {spec.timeout:g}s", retryable=True)
     return attempt
 
 
-def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], float], started: float) -> Attempt:
+def _attempt(client: HttpClient, spec: MonitorSpec, clock: Callable[[], float], started: float) -> Attempt:
     headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
     try:
-        response, final_url = _request_following_redirects(session, spec, headers)
+        response, final_url = _request_following_redirects(client, spec, headers)
         der = _peer_cert(response) if spec.cert_expiry_warning and spec.url[:6].lower() == "https:" else None
-        try:
-            # Read the body (at most BODY_LIMIT): a fully read body hands the connection back to
-            # the pool for the next check of this host; an unread one would be closed.
-            body = b""
-            if spec.method != "HEAD":
-                for chunk in response.iter_content(chunk_size=65536):
-                    body += chunk
-                    if len(body) >= BODY_LIMIT:
-                        body = body[:BODY_LIMIT]
-                        break
-        finally:
-            response.close()
+        # Read the body (at most BODY_LIMIT; none after HEAD): a fully read body hands the
+        # connection back to the pool for the next check of this host; an unread one is closed.
+        body = read_body(response, BODY_LIMIT)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a typed result
         found = classify_exception(exc, spec)
         return Attempt(**{**found.__dict__, "latency_ms": round((clock() - started) * 1000, 1)})
     latency = round((clock() - started) * 1000, 1)
-    code = response.status_code
+    code = response.status
     if not spec.status_ok(code):
         retryable = code >= 500 or code == 429
         return Attempt(
@@ -208,7 +216,7 @@ def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], f
             final_url=final_url,
         )
     if spec.contains is not None or spec.not_contains is not None:
-        text = body.decode(response.encoding or "utf-8", errors="replace")
+        text = body.decode(encoding_of(response.headers) or "utf-8", errors="replace")
         if spec.contains is not None and spec.contains not in text:
             return Attempt(
                 False, code, latency, ErrorKind.KEYWORD_MISSING,
@@ -222,7 +230,7 @@ def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], f
             )
     failure = None
     if spec.conditions:
-        headers = {name.lower(): value for name, value in response.headers.items()}
+        headers = {name.lower(): response.headers[name] for name in response.headers}  # repeated: joined
         failure = conditions.first_failure(spec.conditions, body if spec.method != "HEAD" else None, headers)
     if failure is not None:
         return Attempt(False, code, latency, ErrorKind.CONDITION_FAILED, failure, retryable=True,
@@ -232,9 +240,9 @@ def _attempt(session: requests.Session, spec: MonitorSpec, clock: Callable[[], f
                    warning=warning[0] if warning else None, warning_message=warning[1] if warning else "")
 
 
-def _peer_cert(response: requests.Response) -> bytes | None:
+def _peer_cert(response: BaseHTTPResponse) -> bytes | None:
     """The server certificate (DER) of the connection that answered (``alerting.deadline`` keeps it)."""
-    return getattr(getattr(response.raw, "connection", None), "peer_cert", None)
+    return getattr(response.connection, "peer_cert", None)
 
 
 class HttpChecker:
@@ -256,7 +264,9 @@ class HttpChecker:
         return found
 
     def attempt(self, spec: MonitorSpec, context: Context) -> Attempt:
-        return attempt_once(context.session, spec, context.clock)
+        if context.http is None:
+            raise ValueError("an http check needs an HttpClient")
+        return attempt_once(context.http, spec, context.clock)
 
     def classify(self, exc: BaseException, spec: MonitorSpec) -> Attempt:
         return classify_exception(exc, spec)
