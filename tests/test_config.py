@@ -247,9 +247,11 @@ def test_good_headers_pass():
 
 
 def test_the_url_rules_refuse_what_requests_refuses():
-    """The check sends with requests: a URL that validates must be one requests can send, so a typo is
-    a config error (exit 2) and never a permanent false DOWN ("request failed (InvalidURL)")."""
+    """The check sends URLs as requests did (urllib3's parser, alerting/http_client.py): a URL that
+    validates must be one both can send, so a typo is a config error (exit 2) and never a permanent
+    false DOWN ("request failed (InvalidURL)")."""
     import requests
+    from urllib3.util import parse_url
 
     from alerting.models import MonitorSpec
 
@@ -269,6 +271,7 @@ def test_the_url_rules_refuse_what_requests_refuses():
             continue
         accepted.append(host)
         requests.PreparedRequest().prepare_url(url, None)  # raises if we let through what it refuses
+        assert parse_url(url).host  # urllib3, which sends it, raises the same way
     assert accepted == ["a.example", "ex\u00e4mple.example", "a_b.example", "[::1]", "127.0.0.1:8080", "user:pw@a.example"]
 
 
