@@ -21,6 +21,7 @@ import ssl
 import threading
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import getproxies_environment
 
@@ -91,16 +92,16 @@ class HttpClient:
 
     def _new_manager(self, proxy: str | None, verify: bool) -> PoolManager:
         context = tls_context(self.ca_bundle) if verify else tls_context_unverified()
-        pools = {"num_pools": max(self.pool_size, 10), "maxsize": self.pool_size, "block": False,
-                 "ssl_context": context, "cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE"}
+        pools: dict[str, Any] = {  # as requests' HTTPAdapter(pool_connections, pool_maxsize)
+            "num_pools": max(self.pool_size, 10), "maxsize": self.pool_size, "block": False,
+            "ssl_context": context, "cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE"}
         manager: PoolManager
         if proxy is None:
-            manager = PoolManager(**pools)  # type: ignore[arg-type]
+            manager = PoolManager(**pools)
         elif proxy.lower().startswith("socks"):
             return _socks_manager(proxy, pools)  # urllib3's own pools: no hard deadline through SOCKS
         else:
-            manager = ProxyManager(proxy, proxy_headers=_proxy_headers(proxy), proxy_ssl_context=context,
-                                   **pools)  # type: ignore[arg-type]
+            manager = ProxyManager(proxy, proxy_headers=_proxy_headers(proxy), proxy_ssl_context=context, **pools)
         manager.pool_classes_by_scheme = POOL_CLASSES  # connections that obey the hard deadline
         return manager
 
@@ -124,11 +125,11 @@ def read_body(response: BaseHTTPResponse, limit: int) -> bytes:
     except (ProtocolError, DecodeError) as exc:
         raise MalformedBody(str(exc)) from exc
     finally:
-        release(response, whole)
+        _release(response, whole)
     return body
 
 
-def release(response: BaseHTTPResponse, whole: bool) -> None:
+def _release(response: BaseHTTPResponse, whole: bool) -> None:
     """Give the connection back to the pool: as it is when the body was read to its end
     (``whole``), closed otherwise (unread bytes would be taken for the next answer)."""
     if not whole:
@@ -280,7 +281,7 @@ def _proxy_headers(proxy: str) -> dict[str, str]:
     return {"Proxy-Authorization": _basic(unquote(user), unquote(password))}
 
 
-def _socks_manager(proxy: str, kwargs: dict) -> PoolManager:
+def _socks_manager(proxy: str, kwargs: dict[str, Any]) -> PoolManager:
     try:
         from urllib3.contrib.socks import SOCKSProxyManager
     except ImportError as exc:  # PySocks missing: requests said so too
