@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import io
 import logging
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
+
+from urllib3 import BaseHTTPResponse, HTTPResponse
 
 from alerting.check import check
 from alerting.config import Config
 from alerting.cycle import CycleReport, open_store, queue_drill, run_cycle
 from alerting.deliverer import Deliverer
 from alerting.delivery import DeliveryResult
+from alerting.http_client import HttpClient
 from alerting.models import CheckResult, ErrorKind, MonitorSpec
 from alerting.outbox import deliver_pending
 from alerting.redact import redact_target_url
@@ -42,24 +44,32 @@ def cycle_and_deliver(
         return report, deliveries
 
 
-@contextmanager
-def simulated_outage(spec: MonitorSpec, status: int) -> Iterator[None]:
-    """The tutorial's simulation as a feature: ``responses`` answers this target with ``status``;
-    every other request passes through to the network."""
-    import responses
+class SimulatedOutage(HttpClient):
+    """The tutorial's simulation as a feature: this client answers the monitor's own request with
+    ``status`` (the target is not contacted); every other request goes to the network."""
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(spec.method, spec.url, status=status, body=f"simulated HTTP {status} (alerting drill)")
-        mock.add_passthru(re.compile(r".*"))
-        yield
+    def __init__(self, spec: MonitorSpec, status: int) -> None:
+        super().__init__(pool_size=4)
+        self.spec, self.status = spec, status
+
+    def request(self, method: str, url: str, headers: Mapping[str, str], timeout: float,
+                verify: bool = True) -> BaseHTTPResponse:
+        if method != self.spec.method or url != self.spec.url:
+            return super().request(method, url, headers, timeout, verify)
+        body = f"simulated HTTP {self.status} (alerting drill)".encode()
+        return HTTPResponse(io.BytesIO(body), {"Content-Type": "text/plain", "Content-Length": str(len(body))},
+                            status=self.status, preload_content=False, request_method=method)
 
 
 def run_drill(config: Config, spec: MonitorSpec, status: int = 503) -> tuple[CheckResult, list[DeliveryResult]]:
     """Fire drill: the real check against a simulated ``status``, then a ``[DRILL] DOWN`` through the
     outbox and the deliverer like any alert. The monitor's state is not touched."""
     if spec.type == "http":
-        with simulated_outage(spec, status):
-            result = check(spec)
+        client = SimulatedOutage(spec, status)
+        try:
+            result = check(spec, client)
+        finally:
+            client.close()
     else:  # no HTTP to answer in its place: the failure is made up whole, and the target is not contacted
         kind = DRILL_KINDS.get(spec.type, ErrorKind.CONNECTION)
         result = CheckResult(monitor=spec.name, url=redact_target_url(spec.url), ok=False, type=spec.type,
