@@ -99,6 +99,7 @@ class ContinuousMonitor:
         self.timetable = Timetable()
         self.stats = Stats()
         self._in_flight: set[str] = set()
+        self._skipped: set[str] = set()  # a slot came while its check was out (lost ones are re-sent at once)
         self._missed_reported = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -259,6 +260,7 @@ class ContinuousMonitor:
             with self._lock:
                 if name in self._in_flight:
                     self.timetable.skip()  # its previous check is still running (long retries)
+                    self._skipped.add(name)
                     continue
                 self._in_flight.add(name)
                 self.stats.started += 1
@@ -269,6 +271,7 @@ class ContinuousMonitor:
     def _finished(self, result: CheckResult, *, spec: MonitorSpec) -> None:
         with self._lock:
             self._in_flight.discard(result.monitor)
+            self._skipped.discard(result.monitor)
             self.stats.finished += 1
             self.stats.last_finished = time.monotonic()
             if self._first_round:
@@ -282,6 +285,10 @@ class ContinuousMonitor:
         """Nobody checked it this slot (its workers died or none answered): the next slot tries again."""
         with self._lock:
             self._in_flight.discard(name)
+            if name in self._skipped:  # its slot passed while it was out: check it now, not a slot later
+                self._skipped.discard(name)
+                self.timetable.due_now(name, time.monotonic())
+                self._wake.set()
 
     # --- reports --------------------------------------------------------------------------------------
     def wait_first_round(self, timeout: float) -> bool:

@@ -93,6 +93,12 @@ class Timetable:
             self._schedule(name, due + (behind + 1) * interval)
         return out
 
+    def due_now(self, name: str, now: float) -> None:
+        """Check ``name`` at once (its slot passed while nobody could check it); later slots follow
+        one interval after this one."""
+        if name in self._due and self._due[name] > now:
+            self._schedule(name, now)
+
     def skip(self, count: int = 1) -> None:
         """A slot came while that monitor's previous check was still running."""
         self.missed += count

@@ -228,3 +228,44 @@ def test_with_workers_a_monitor_made_in_the_ui_is_checked_by_the_serving_process
     finally:
         live.stop()
     assert "yaml" in sent and "ui" not in sent
+
+
+def test_a_lost_check_whose_slot_passed_is_sent_again_at_once_not_a_slot_later(target, write_config):
+    """Failover: a batch held by a worker that died is given up at its deadline; by then the
+    monitor's next slot may have passed (skipped: its check was still out). It goes out again at
+    once rather than one more interval later."""
+    import time
+
+    from alerting.check_pool import CheckPool
+
+    submitted: list[float] = []
+    lost_at: list[float] = []
+
+    class DyingWorkers(CheckPool):  # where LocationPool would send batches: the first one is lost
+        def __init__(self, on_lost):
+            super().__init__()
+            self.on_lost = on_lost
+
+        def submit(self, spec, on_result=None):
+            submitted.append(time.monotonic())
+            if len(submitted) == 1:
+                def lose_after_the_next_slot():
+                    wait_for(lambda: live.stats.started >= 1 and live.timetable.missed >= 1, 30,
+                             what="the next slot skipped while the first check is out")
+                    lost_at.append(time.monotonic())
+                    self.on_lost(spec.name)
+                threading.Thread(target=lose_after_the_next_slot, daemon=True).start()
+                return None
+            return super().submit(spec, on_result)
+
+    path = write_config(f"defaults: {{attempts: 1, interval: 4s}}\nmonitors:\n  - {{name: m, url: '{target.route('/m')}'}}\n")
+    live = ContinuousMonitor(path, interval=4.0, pool_factory=lambda config, lost, interval: DyingWorkers(lost))
+    live.start()
+    try:
+        wait_for(lambda: len(submitted) >= 2, 30, what="the lost check sent again")
+        slot_after_the_skip = live.timetable.intervals["m"]
+        # sent again when it was given up, well before the slot after the skipped one (4 s later)
+        assert submitted[1] - lost_at[0] < slot_after_the_skip / 2, (submitted, lost_at)
+        target.wait_for_hits("/m", 1, timeout=30)
+    finally:
+        live.stop()

@@ -51,7 +51,8 @@ def test_status_fits_80_columns_when_piped_and_wide_shows_everything(tmp_path, w
     assert narrow.returncode == 0, narrow.stderr
     lines = narrow.stdout.splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 80, narrow.stdout
-    header = next(i for i, line in enumerate(lines) if line.startswith("monitor"))
+    header = next((i for i, line in enumerate(lines) if line.split()[:2] == ["monitor", "status"]), None)
+    assert header is not None, narrow.stdout
     first_column = "".join(line[: lines[header].index("status")].strip() for line in lines[header + 2:])
     assert long_name in first_column  # wrapped, never cut
     assert "silenced until" in narrow.stdout and "UNKNOWN" in narrow.stdout
