@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import free_port, interrupt
+from toolkit import free_port, interrupt, seed_prefect_home
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 CANARY = "CANARY-7f3a9c"
@@ -215,7 +215,7 @@ def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(
     )
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_UI_URL")}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["PREFECT_HOME"] = str(seed_prefect_home(tmp_path / "prefect-home"))  # the server serve starts: migrated
     env["PREFECT_RUNNER_POLL_FREQUENCY"] = "1"
     log = tmp_path / "serve.log"
     # serve checks once at start (a manual first run); a long interval keeps the scheduler from

@@ -17,6 +17,7 @@ import httpx
 from test_cli_monitor_state import save_blocks, without_prefect_api
 
 from flows.serve import die_with_parent
+from toolkit import seed_prefect_home
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 INTERNALS = ("Traceback", "database is locked", "Starting temporary server")
@@ -124,6 +125,7 @@ def test_with_serve_up_every_command_uses_its_server(tmp_path, target, receiver,
         f"monitors:\n  - {{name: ok, url: '{target.url('/ok')}', channels: [hook]}}\n"
     )
     env = without_prefect_api(tmp_path)
+    seed_prefect_home(Path(env["PREFECT_HOME"]))  # the server serve starts: migrated already
     env["PREFECT_RUNNER_POLL_FREQUENCY"] = "1"
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"

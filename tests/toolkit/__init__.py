@@ -19,7 +19,7 @@ from .http import Receiver, Request, Route, Target
 from .netservers import DNSServer, TCPListener, TLSServer, issue
 from .ports import free_port
 from .postgres import Postgres, find_bin
-from .prefect import PrefectServer, retry_api
+from .prefect import PrefectServer, migrated_database, retry_api, seed_prefect_home
 from .processes import die_with_parent, interrupt, kill, kill_leftovers, spawn, stop
 from .proxy import Proxy
 from .smtp import SMTPServer
@@ -27,5 +27,6 @@ from .waiting import WaitTimeout, wait_for
 
 __all__ = [
     "DNSServer", "PrefectServer", "Postgres", "Proxy", "TCPListener", "TLSServer", "Receiver", "Request", "Route", "SMTPServer", "Target", "WaitTimeout",
-    "die_with_parent", "find_bin", "free_port", "interrupt", "issue", "kill", "kill_leftovers", "retry_api", "spawn", "stop", "wait_for",
+    "die_with_parent", "find_bin", "free_port", "interrupt", "issue", "kill", "kill_leftovers", "migrated_database", "retry_api",
+    "seed_prefect_home", "spawn", "stop", "wait_for",
 ]
