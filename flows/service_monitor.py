@@ -96,6 +96,27 @@ def _task_checker(config: Config):
     return checker
 
 
+def _location_checker(config: Config, default_interval: float):
+    """A config with ``locations:`` is checked by the task workers of its locations, as in the served
+    monitor (flows/dispatch.py), with the same quorum; what no location answers for (no live worker)
+    is checked here, as run_cycle does with any monitor a checker leaves out, and the log says so."""
+
+    def checker(specs: list[MonitorSpec], on_result: OnResult, slots: dict[str, float]) -> list[CheckResult]:
+        from flows.dispatch import LocationPool
+
+        pool = LocationPool(lambda: config, on_lost=lambda name: None, default_interval=default_interval)
+        try:
+            lost = pool.check_once(specs, on_result)
+        finally:
+            pool.close()
+        if lost:
+            log.warning("No location answered for %d of %d monitor(s) (%s); checking them from this machine",
+                        len(lost), len(specs), ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else ""))
+        return []  # every answer went to on_result
+
+    return checker
+
+
 def _scheduled_at(cycle_seconds: float | None) -> datetime | None:
     """When this run was scheduled, for a run made by the deployment's schedule (its checks are
     timed from it: alerting.schedule.slots_in_window); None for any other run (due monitors at once)."""
@@ -130,11 +151,12 @@ def _cycle(config: Config, monitors: list[MonitorSpec], shard: str | None, cycle
         logger.error("State store unusable: %s", exc)
         store = None
     deliverer = Deliverer(store, lambda: config) if store is not None else None
+    default_interval = cycle_seconds or MonitorSpec.model_fields["interval"].default
+    checker = _location_checker(config, default_interval) if config.locations else _task_checker(config)
     try:
         try:
             report = run_cycle(config, store, monitors=monitors, shard=shard, cycle_seconds=cycle_seconds,
-                               scheduled_at=scheduled_at,
-                               run_url=run_url, checker=_task_checker(config),
+                               scheduled_at=scheduled_at, run_url=run_url, checker=checker,
                                on_queued=deliverer.wake if deliverer is not None else None)
         finally:  # alerts went out while the cycle ran; a last pass for what the end of it queued
             deliveries = deliverer.close() if deliverer is not None else []

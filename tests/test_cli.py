@@ -148,6 +148,21 @@ def test_run_down_exits_1_alerts_and_never_prints_a_secret(config, target, recei
     assert CANARY not in table.stdout + table.stderr
 
 
+def test_run_with_locations_but_no_live_worker_checks_from_here_and_says_so(target, write_config):
+    """`alerting run` sends a config with `locations:` to the task workers of its locations (exercised
+    with live workers in tests/test_distributed.py); with none subscribed, a run still checks."""
+    target.route("/api", statuses=[503])
+    config = write_config(f"locations: [eu-west]\ndefaults: {{attempts: 1, retry_backoff: 0}}\n"
+                          f"monitors:\n  - {{name: api, url: '{target.url('/api')}'}}\n", "located.yaml")
+    proc = run("run", "-c", str(config), "--json", cwd=config.parent)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert [(r["monitor"], r["ok"], r["status_code"]) for r in data["results"]] == [("api", False, 503)]
+    assert data["recorded_in_prefect"] is True
+    assert "No location answered for 1 of 1 monitor(s) (api); checking them from this machine" in proc.stderr
+    assert target.hits["/api"] == 1
+
+
 def test_run_bad_config_exits_2(tmp_path, write_config):
     proc = run("run", "-c", str(tmp_path / "missing.yaml"))
     assert_clean_error(proc)
