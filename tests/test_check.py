@@ -9,7 +9,7 @@ import pytest
 
 from alerting.check import BODY_LIMIT, HttpClient, check
 from alerting.models import ErrorKind, MonitorSpec
-from toolkit import Target
+from toolkit import Target, TCPListener
 
 
 class Sleeps(list):
@@ -166,42 +166,15 @@ def test_json_shape(target):
 
 # --- redirects and malformed answers (issue 10) -----------------------------------------------------
 
-def _raw_server(answer: bytes):
-    """A TCP server that answers every connection with ``answer`` (whatever was asked), then closes."""
-    import socket
-    import threading
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                conn.recv(65536)
-                conn.sendall(answer)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}/"
-
-
 @pytest.mark.parametrize(("answer", "reason"), [
     (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", "a header line is too long"),
     (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(500)) + b"\r\n", "too many headers"),
     (b"\x16\x03\x01garbage that is not HTTP\r\n\r\n", "not an HTTP status line"),
 ], ids=["long-header", "many-headers", "garbage"])
 def test_a_malformed_answer_is_an_invalid_response_saying_what_was_wrong(answer, reason):
-    listener, url = _raw_server(answer)
+    listener = TCPListener(reply=answer)  # answers whatever was asked, then closes
     try:
-        result = check(MonitorSpec(name="raw", url=url, attempts=1, timeout=5))
+        result = check(MonitorSpec(name="raw", url=f"http://127.0.0.1:{listener.port}/", attempts=1, timeout=5))
     finally:
         listener.close()
     assert not result.ok and result.error is ErrorKind.INVALID_RESPONSE

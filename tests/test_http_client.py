@@ -1,15 +1,13 @@
 """The http checks' client (urllib3, as requests behaved): what a target sees, environment proxies
 read when the client is made, the body's charset, connections kept between checks."""
 
-import socket
-import threading
 
 import pytest
 
 from alerting.check import HttpClient, check
 from alerting.http_client import encoding_of
 from alerting.models import ErrorKind, MonitorSpec
-from toolkit import Proxy
+from toolkit import Proxy, TCPListener
 
 
 def spec(url, **kw):
@@ -68,36 +66,17 @@ def test_keyword_in_a_latin1_text_body_without_a_charset(target):
 
 
 def test_connections_are_kept_between_checks_and_one_cut_at_the_body_limit_is_closed():
-    accepted = []
-    listener = socket.create_server(("127.0.0.1", 0))
     big = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * 1024 * 1024) + b"a" * (2 * 1024 * 1024)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            accepted.append(conn)
-            threading.Thread(target=talk, args=(conn,), daemon=True).start()
-
-    def talk(conn):
-        with conn:
-            try:
-                while request := conn.recv(65536):
-                    conn.sendall(big if b"/big" in request else b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            except OSError:
-                pass
-
-    threading.Thread(target=serve, daemon=True).start()
-    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener = TCPListener(converse=lambda request: big if b"/big" in request
+                           else b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    base = f"http://127.0.0.1:{listener.port}"
     client = HttpClient(4)
     try:
         for method in ("GET", "GET", "HEAD", "POST"):
             assert check(spec(base + "/ok", method=method), client).ok
-        assert len(accepted) == 1
+        assert listener.accepted == 1
         assert check(spec(base + "/big"), client).ok and check(spec(base + "/ok"), client).ok
-        assert len(accepted) == 2  # the body cut at 1 MiB closed its connection
+        assert listener.accepted == 2  # the body cut at 1 MiB closed its connection
     finally:
         client.close()
         listener.close()

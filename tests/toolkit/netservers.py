@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,13 @@ def _stop_listening(sock: socket.socket) -> None:
 
 class TCPListener:
     """Accepts connections on a free port; ``reply`` (bytes) is sent after the first line received
-    (or at once when ``greet``); ``close()`` stops listening, so the port refuses."""
+    (or at once when ``greet``), then the connection closes; with ``converse``, every request read on
+    a connection gets ``converse(request)`` until the client closes it (keep-alive). ``accepted``
+    counts connections; ``close()`` stops listening, so the port refuses."""
 
-    def __init__(self, reply: bytes | None = None, greet: bool = False) -> None:
-        self.reply, self.greet = reply, greet
+    def __init__(self, reply: bytes | None = None, greet: bool = False,
+                 converse: Callable[[bytes], bytes] | None = None) -> None:
+        self.reply, self.greet, self.converse = reply, greet, converse
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
@@ -50,6 +54,10 @@ class TCPListener:
     def _talk(self, conn: socket.socket) -> None:
         with conn:
             try:
+                if self.converse is not None:
+                    while request := conn.recv(65536):
+                        conn.sendall(self.converse(request))
+                    return
                 if self.reply is not None and not self.greet:
                     conn.settimeout(5)
                     conn.recv(4096)
