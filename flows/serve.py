@@ -244,3 +244,4 @@ def serve_monitor(
             if live is not None:
                 live.stop()
             guard.release()
+            guard.close()
