@@ -49,8 +49,14 @@ def slots_in_window(
     The windows of consecutive runs tile time, so each slot belongs to exactly one run: however
     early or late Prefect's runner starts the runs (up to 10 s early), and even when two overlap,
     each monitor is checked once per slot and its checks stay ``interval`` apart.
+
+    A run that starts after its whole window has passed (a backlog of late runs, on a machine too
+    busy for the schedule) has no slot left to honour: it checks what is due now, as a run without
+    a schedule does (``due_monitors``). Otherwise such runs would each find their window before the
+    last check and check nothing, for as long as the backlog lasts.
     """
     end = start + cycle_seconds
+    late = now >= end
     out: dict[str, float | None] = {}
     for spec in specs:
         last = last_checked.get(spec.name)
@@ -59,6 +65,10 @@ def slots_in_window(
             continue
         interval = effective_interval(spec, cycle_seconds)
         at = last.timestamp()
+        if late:
+            if now - at >= interval - min(cycle_seconds / 2, interval / 2):
+                out[spec.name] = None
+            continue
         k = max(1, math.ceil((start - at) / interval))
         if k >= 2 and at + (k - 1) * interval < now - grace:
             out[spec.name] = None  # a slot missed by an earlier run: not made to wait another interval

@@ -157,3 +157,7 @@ def test_a_scheduled_run_checks_each_monitor_at_its_slot_in_its_window():
     # windows tile time: each of a's slots falls in exactly one run's window
     owners = [[s for s in range(5, 200, 30) if window(s).get("a") == base + slot] for slot in (30, 60, 90)]
     assert all(len(o) == 1 for o in owners), owners
+    # a run that starts after its whole window passed (a backlog of late runs) checks what is due now
+    assert window(-30, now=10) == {"new": None}  # a checked at 0, 10 s ago: not due (slack 15 s)
+    assert window(-30, now=45) == {"a": None, "new": None}  # due: checked now, not never
+    assert window(200, now=320) == {"a": None, "slow": None, "new": None}
