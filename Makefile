@@ -26,7 +26,7 @@ run: setup
 test: setup          # lint and type-check first (seconds), then the tests; configuration in pyproject.toml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder
 	$(MAKE) --no-print-directory test-prefect-oldest
 
 # the newest Prefect that pyproject allows is what .venv gets; this runs the Prefect-facing tests

@@ -62,6 +62,41 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         warnings.warn(f"killed {len(stragglers)} process(es) left behind by the tests: {stragglers}", stacklevel=1)
 
 
+# --- how pytest-xdist shares the tests out (`make test`: -n 3 --dist loadgroup --no-loadscope-reorder) --
+
+SHARED_SERVER_FIXTURES = {"_blocks_prefect_server"}  # session-wide servers worth starting once per run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that share an expensive fixture run on one worker, so it is built once per run, not once
+    per worker: a module-scoped fixture groups its module's tests that use it, and the block tests'
+    Prefect server groups its users. The rest go one test at a time to whichever worker is free.
+
+    Order: tests marked ``slow`` (20 s or more of served cycles or processes) first, so none of
+    them starts last and holds up the end of the run; then the groups; then the rest."""
+    for item in items:
+        group = _shared_fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("xdist_group") else 2)
+
+
+def _shared_fixture_group(item: pytest.Item) -> str | None:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None or item.get_closest_marker("slow"):
+        return None  # a slow test builds its own copy: it would hold its group's other tests up
+    for name in info.names_closure:
+        definitions = info.name2fixturedefs.get(name)
+        if not definitions:
+            continue
+        if name in SHARED_SERVER_FIXTURES:
+            return name
+        if definitions[-1].scope == "module":
+            return f"{item.nodeid.split('::', 1)[0]}::{name}"
+    return None
+
+
 # --- servers ---------------------------------------------------------------------------------------
 
 

@@ -256,6 +256,7 @@ def _deployment_exists(api: str, name: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_served_monitor_failed_run_recovery_watcher_and_late(server, tmp_path, target, receiver, start_process):
     """The issue's 'done when': a failed run gives a server-side DOWN within seconds and a RESOLVED
     when runs complete again; killing the served monitor gives 'monitor is not running' (and LATE),

@@ -234,6 +234,7 @@ def served(tmp_path):
         s.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "outages"), [([], 3), (["--runner", "prefect"], 1)],
                          ids=["continuous", "prefect-runner"])
 def test_3b_serve_keeps_alerting_through_prefect_outages(mode, outages, tmp_path, target, receiver, served):
@@ -272,6 +273,7 @@ def test_3b_serve_keeps_alerting_through_prefect_outages(mode, outages, tmp_path
 
 # --- 4. a second serve of the same deployment ------------------------------------------------------
 
+@pytest.mark.slow
 def test_4_a_second_serve_is_refused_and_the_first_keeps_checking(tmp_path, target, receiver, served):
     target.route("/api")
     path = config_for(tmp_path, {"api": target.url("/api")}, receiver.apprise_url())

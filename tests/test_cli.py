@@ -218,6 +218,7 @@ def test_drill_unknown_monitor_exits_2(config):
 # --- serve -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [["--runner", "prefect"], []], ids=["prefect-runner", "continuous"])
 def test_serve_starts_a_local_server_alerts_and_stops_cleanly_on_ctrl_c(
     mode, tmp_path, target, receiver, write_config, start_process

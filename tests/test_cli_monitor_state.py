@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
@@ -64,6 +65,7 @@ def test_status_fits_80_columns_when_piped_and_wide_shows_everything(tmp_path, w
     assert header.split()[:9] == ["monitor", "status", "since", "24h", "7d", "30d", "p50", "p95", "last"]
 
 
+@pytest.mark.slow
 def test_block_monitors_are_known_to_every_command_that_takes_a_monitor_name(tmp_path, write_config, prefect_server):
     # the block tests' server, not the session's: a block monitor there would be checked by every
     # `alerting run` of the tests running beside this one (two xdist workers)

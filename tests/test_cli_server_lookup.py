@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from test_cli_monitor_state import save_blocks, without_prefect_api
 
 from flows.serve import die_with_parent
@@ -112,6 +113,7 @@ def test_serve_on_a_port_taken_by_another_http_server_exits_2(tmp_path, target, 
 # --- with `alerting serve` up and no PREFECT_API_URL ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_with_serve_up_every_command_uses_its_server(tmp_path, target, receiver, write_config):
     """`make run` in one shell; `run`, `notify`, `blocks`, `automations`, `silence` in another, without
     PREFECT_API_URL: all of them use the served server (no temporary server on the same database)."""

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from toolkit import PrefectServer, Proxy, kill, spawn, stop, wait_for
@@ -90,6 +91,7 @@ def _received_since(log: Path, offset: int) -> int:
     return log.read_text(errors="replace")[offset:].count("Received task run")
 
 
+@pytest.mark.slow
 def test_three_workers_two_locations_failover_and_quorum(postgres, target, receiver, tmp_path):
     for name in NAMES:
         target.route(f"/{name}", statuses=[200], delay=0.3)  # a batch takes a moment: a kill finds it held

@@ -122,6 +122,7 @@ def test_a_channel_that_fails_then_recovers_gets_the_alert_once_late(world):
     no_secret(second)
 
 
+@pytest.mark.slow
 def test_silence_commands_and_bad_input(world):
     ok = world.run("silence", "api", "--for", "2h", "--reason", "planned deploy")
     assert ok.returncode == 0 and "api silenced for 2h" in ok.stdout

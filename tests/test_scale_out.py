@@ -42,6 +42,7 @@ def run_both_workers(config: Path) -> list[subprocess.CompletedProcess]:
     return [subprocess.CompletedProcess(p.args, code, out, out) for p, code, out in zip(procs, codes, outputs, strict=True)]
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_postgres_store(postgres, target, receiver, write_config):
     names = [f"svc-{i:02d}" for i in range(30)]
     down = set(names[::5])  # 6 services answer 503
