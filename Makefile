@@ -10,7 +10,7 @@ OLDEST := .venv-prefect-$(PREFECT_OLDEST)
 # the quick form: the default serve mode end to end (flow engine in this process, hooks, schedule, blocks)
 PREFECT_MATRIX_TESTS := tests/test_prefect_versions.py
 
-.PHONY: setup run test test-prefect-oldest bench bench-quick clean
+.PHONY: setup run test test-suite test-prefect-oldest bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -26,11 +26,15 @@ run: setup
 test: setup          # lint and type-check first (seconds), then the tests; configuration in pyproject.toml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory -j2 --output-sync=line test-suite test-prefect-oldest
+
+# three workers on two cores: most tests wait on served cycles; which tests share a worker, and in
+# what order they start, is in tests/conftest.py (pytest_collection_modifyitems)
+test-suite: setup
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder
-	$(MAKE) --no-print-directory test-prefect-oldest
 
 # the newest Prefect that pyproject allows is what .venv gets; this runs the Prefect-facing tests
-# again on the oldest one (its own venv, made once)
+# again on the oldest one (its own venv, made once), beside the main suite
 test-prefect-oldest: $(OLDEST)/.installed
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(PREFECT_MATRIX_TESTS)
 

@@ -235,7 +235,7 @@ def served(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "outages"), [([], 3), (["--runner", "prefect"], 1)],
+@pytest.mark.parametrize(("mode", "outages"), [([], 2), (["--runner", "prefect"], 1)],
                          ids=["continuous", "prefect-runner"])
 def test_3b_serve_keeps_alerting_through_prefect_outages(mode, outages, tmp_path, target, receiver, served):
     target.route("/api")

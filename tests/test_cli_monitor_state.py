@@ -68,7 +68,7 @@ def test_status_fits_80_columns_when_piped_and_wide_shows_everything(tmp_path, w
 @pytest.mark.slow
 def test_block_monitors_are_known_to_every_command_that_takes_a_monitor_name(tmp_path, write_config, prefect_server):
     # the block tests' server, not the session's: a block monitor there would be checked by every
-    # `alerting run` of the tests running beside this one (two xdist workers)
+    # `alerting run` of the tests running beside this one (the other xdist workers)
     api = prefect_server.api_url
     tag = f"t{uuid.uuid4().hex[:8]}"
     name = f"shop-api-{tag}"

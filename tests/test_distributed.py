@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from toolkit import PrefectServer, Proxy, kill, spawn, stop, wait_for
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
-INTERVAL = 4.0
+INTERVAL = 6.0  # seconds; 4 s left too little room for a batch's round trip through the task workers on a slow machine
 NAMES = [f"svc-{i}" for i in range(8)]
 
 
@@ -141,10 +141,10 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         wait_for(lambda: both(1), 90, what="a first check of every monitor from both locations", details=logs)
         start = time.time()
         before = {loc: dict(p.paths) for loc, p in proxies.items()}
-        wait_for(lambda: time.time() - start >= 3 * INTERVAL, 3 * INTERVAL + 5, what="three cycles")
-        for loc, proxy in proxies.items():
-            for name in NAMES:
-                assert proxy.paths[f"/{name}"] - before[loc][f"/{name}"] >= 3, (loc, name, logs())
+        # three more checks of each monitor from each location, each at most a second late (the gap
+        # bound the recorded history is held to below)
+        wait_for(lambda: all(p.paths[f"/{n}"] - before[loc][f"/{n}"] >= 3 for loc, p in proxies.items() for n in NAMES),
+                 3 * (INTERVAL + 1), what="three more checks of every monitor from both locations", details=logs)
         # recorded (passes of monitors known UP are written up to 2 s after their check): poll for it
         wait_for(lambda: all(len(_history(store_url, start).get(name, [])) >= 3 for name in NAMES), 30,
                  what="three recorded checks of every monitor", details=logs)

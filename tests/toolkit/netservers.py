@@ -194,6 +194,7 @@ class DNSServer:
         return f"127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
+        import dns.exception
         import dns.message
         import dns.rcode
         import dns.rrset
@@ -206,7 +207,10 @@ class DNSServer:
             self.queries += 1
             if self.silent:
                 continue
-            query = dns.message.from_wire(data)
+            try:
+                query = dns.message.from_wire(data)
+            except dns.exception.DNSException:
+                continue  # not a DNS query (a stray datagram from another test's probe of a freed port)
             response = dns.message.make_response(query)
             question = query.question[0]
             name = question.name.to_text().rstrip(".").lower()
