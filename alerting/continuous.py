@@ -266,12 +266,17 @@ class ContinuousMonitor:
                 self.stats.started += 1
             pool: Pool | None = self.local_pool if self.local_pool is not None and name not in self._yaml_names else self.pool
             assert pool is not None
-            pool.submit(spec, partial(self._finished, spec=spec))
+            pool.submit(spec, partial(self._finished, spec=spec,
+                                      late_slot_now=getattr(pool, "runs_late_slots", False)))
 
-    def _finished(self, result: CheckResult, *, spec: MonitorSpec) -> None:
+    def _finished(self, result: CheckResult, *, spec: MonitorSpec, late_slot_now: bool = False) -> None:
         with self._lock:
             self._in_flight.discard(result.monitor)
-            self._skipped.discard(result.monitor)
+            if result.monitor in self._skipped:
+                self._skipped.discard(result.monitor)
+                if late_slot_now:  # its slot came while the round was out: made now, late, not dropped
+                    self.timetable.due_now(result.monitor, time.monotonic())
+                    self._wake.set()
             self.stats.finished += 1
             self.stats.last_finished = time.monotonic()
             if self._first_round:

@@ -43,6 +43,13 @@ WORKERS_TTL = 5.0  # seconds between looks at which locations have live task wor
 class LocationPool:
     """``submit(spec, on_result)`` like CheckPool; ``on_lost(name)`` when nothing answered for it."""
 
+    # A round ends by its deadline (DEADLINE_SHARE of the interval), so a slot that came while a
+    # monitor's round was out means the scheduler ran late (a busy machine, a worker killed holding
+    # the batch while another location answered), not a check that outlasts its interval: the
+    # continuous monitor makes that slot as soon as the round returns instead of dropping it, and a
+    # location that lost its batch checks again then, not two slots later.
+    runs_late_slots = True
+
     def __init__(self, config: Callable[[], Config], on_lost: Callable[[str], None], default_interval: float,
                  flush: float = FLUSH, batch: int = BATCH, concurrency: int = 8):
         self.config, self.on_lost, self.default_interval = config, on_lost, default_interval

@@ -39,6 +39,7 @@ from alerting.config import ConfigError, load_config
 from alerting.cycle import notice_rows, open_store
 from alerting.models import utcnow
 from alerting.outbox import deliver_pending
+from alerting.redact import redact_target_url
 from alerting.standalone import cycle_and_deliver
 from flows.quiet_logs import quiet_prefect_tracebacks
 
@@ -54,6 +55,27 @@ DOWN_META = "prefect_api_down_since"
 
 class AlreadyServed(Exception):
     """Another live process serves this deployment."""
+
+
+class LeaseUnavailable(Exception):
+    """The Prefect server kept failing (5xx, connection errors) while this process took its lease."""
+
+
+CLAIM_PATIENCE = 90.0  # seconds of transient Prefect errors (a busy SQLite server answers 503) at start
+
+
+def _transient(exc: BaseException) -> bool:
+    """A Prefect API error worth another try: the server busy or away, not a refusal."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500 or exc.response.status_code == 429
+    return isinstance(exc, httpx.TransportError)
+
+
+def _short(exc: BaseException | None) -> str:
+    """An API error in a few words (no URL: it may carry credentials)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    return type(exc).__name__
 
 
 def lease_name(deployment: str) -> str:
@@ -139,7 +161,29 @@ class ServeGuard:
         self._http.close()
 
     def claim(self) -> None:
-        """Take the deployment's lease, or raise AlreadyServed naming the live process holding it."""
+        """Take the deployment's lease, or raise AlreadyServed naming the live process holding it.
+        Transient errors (the server answering 503 while its SQLite database is locked, a dropped
+        connection) are retried for CLAIM_PATIENCE seconds, then raise LeaseUnavailable."""
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+        def warn(state) -> None:
+            exc = state.outcome.exception()
+            log.warning("Taking the serving lease of %s failed (%s); trying again", self.deployment,
+                        _short(exc))
+
+        try:
+            for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_delay(CLAIM_PATIENCE),
+                                    wait=wait_exponential(multiplier=0.5, max=5), before_sleep=warn, reraise=True):
+                with attempt:
+                    self._claim_once()
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            raise LeaseUnavailable(
+                f"could not take the serving lease of deployment '{self.deployment}': the Prefect API at "
+                f"{redact_target_url(self.api_url)} kept failing for {CLAIM_PATIENCE:g}s ({_short(exc)})") from None
+
+    def _claim_once(self) -> None:
         from prefect.exceptions import ObjectNotFound
 
         name = lease_name(self.deployment)

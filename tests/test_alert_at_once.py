@@ -269,3 +269,46 @@ def test_a_lost_check_whose_slot_passed_is_sent_again_at_once_not_a_slot_later(t
         target.wait_for_hits("/m", 1, timeout=30)
     finally:
         live.stop()
+
+
+@pytest.mark.parametrize("runs_late_slots", [True, False], ids=["workers", "threads"])
+def test_a_slot_that_came_while_a_round_was_out_is_made_when_it_returns_with_workers(runs_late_slots, target,
+                                                                                    write_config):
+    """With workers (LocationPool) a round ends by its deadline, so a slot that came while it was
+    out means the scheduler ran late (a busy machine, or a worker killed holding one location's batch
+    while the other location answered): that slot is made as soon as the round returns. In this
+    process's threads a check that outlasts its slot is a long retry: the slot stays skipped."""
+    import time
+
+    from alerting.check_pool import CheckPool
+
+    submitted: list[float] = []
+    answered_at: list[float] = []
+
+    class SlowRounds(CheckPool):  # the first answer comes only after the next slot was skipped
+        def submit(self, spec, on_result=None):
+            submitted.append(time.monotonic())
+            if len(submitted) > 1 or on_result is None:
+                return super().submit(spec, on_result)
+
+            def answer_late(result):
+                def later():
+                    wait_for(lambda: live.timetable.missed >= 1, 30, what="the next slot skipped while out")
+                    answered_at.append(time.monotonic())
+                    on_result(result)
+                threading.Thread(target=later, daemon=True).start()
+            return super().submit(spec, answer_late)
+
+    SlowRounds.runs_late_slots = runs_late_slots
+    path = write_config(f"defaults: {{attempts: 1, interval: 4s}}\nmonitors:\n  - {{name: m, url: '{target.route('/m')}'}}\n")
+    live = ContinuousMonitor(path, interval=4.0, pool_factory=lambda config, lost, interval: SlowRounds())
+    live.start()
+    try:
+        wait_for(lambda: len(submitted) >= 2, 30, what="the next check")
+        late, half_a_slot = submitted[1] - answered_at[0], live.timetable.intervals["m"] / 2
+        if runs_late_slots:
+            assert late < half_a_slot, (submitted, answered_at)  # at once, not at the slot after the skipped one
+        else:
+            assert late > half_a_slot, (submitted, answered_at)  # at the following slot
+    finally:
+        live.stop()

@@ -239,11 +239,14 @@ def served(tmp_path):
                          ids=["continuous", "prefect-runner"])
 def test_3b_serve_keeps_alerting_through_prefect_outages(mode, outages, tmp_path, target, receiver, served):
     target.route("/api")
-    path = config_for(tmp_path, {"api": target.url("/api")}, receiver.apprise_url(), timeout="2s")
+    # two attempts: on a busy machine one slow answer from the loopback target must not open an
+    # outage of its own before the test makes one
+    path = config_for(tmp_path, {"api": target.url("/api")}, receiver.apprise_url(), timeout="5s", attempts=2)
     # Prefect's runner starts a process per flow run (seconds of CPU each): a slower cycle for it
     s = served(path, mode, interval="5s" if mode else "2s")
     s.start()
     wait_for(lambda: target.hits.get("/api", 0) >= 2, 300, lambda: f"the first served checks:\n{s.log()[-3000:]}")
+    assert receiver.titles() == [], f"alerts before any outage: {receiver.titles()}\n{s.log()[-3000:]}"
     for _ in range(outages):
         seen = len(receiver.titles())
         s.kill_server()

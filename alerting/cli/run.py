@@ -290,14 +290,14 @@ def serve(
               f"'service-monitor/{name}'. Ctrl-C to stop.")
     from prefect.exceptions import TerminationSignal
 
-    from flows.serving import AlreadyServed
+    from flows.serving import AlreadyServed, LeaseUnavailable
 
     refused = None
     try:
         serve_monitor(config, seconds, name, server, shard, runner)
     except (KeyboardInterrupt, TerminationSignal):
         pass
-    except AlreadyServed as exc:
+    except (AlreadyServed, LeaseUnavailable) as exc:
         refused = str(exc)
     finally:
         _flush_prefect_logs()
