@@ -74,6 +74,10 @@ class CycleWindow:
 class Pool(Protocol):
     """Where checks run: CheckPool (here, threads) or flows/dispatch.LocationPool (Prefect task workers)."""
 
+    # True: a slot that came while the monitor's check was out is made when it returns (a pool whose
+    # checks end by a deadline within the interval); False: that slot is skipped (a long retry)
+    runs_late_slots: bool
+
     def submit(self, spec: MonitorSpec, on_result: OnResult | None = None) -> object: ...
 
     def close(self) -> None: ...
@@ -266,8 +270,7 @@ class ContinuousMonitor:
                 self.stats.started += 1
             pool: Pool | None = self.local_pool if self.local_pool is not None and name not in self._yaml_names else self.pool
             assert pool is not None
-            pool.submit(spec, partial(self._finished, spec=spec,
-                                      late_slot_now=getattr(pool, "runs_late_slots", False)))
+            pool.submit(spec, partial(self._finished, spec=spec, late_slot_now=pool.runs_late_slots))
 
     def _finished(self, result: CheckResult, *, spec: MonitorSpec, late_slot_now: bool = False) -> None:
         with self._lock:
