@@ -119,6 +119,8 @@ def test_continuous_monitor_checks_on_interval_alerts_at_once_and_follows_the_co
         receiver.wait_for(1, timeout=60)
         assert receiver.titles() == ["DOWN: b"]  # sent by the monitor itself, no flow run involved
         target.wait_for_hits("/a", 3, timeout=60)  # every second, on its own
+        # the deliverer lists a DOWN once its pass has marked it sent, a moment after the receiver has it
+        wait_for(lambda: live.deliverer is not None and live.deliverer.delivered, 60, what="the DOWN's delivery listed")
         window = live.take_report()
         assert not window.report.ok and "b (HTTP 503" in window.report.message
         assert {e.monitor for e in window.report.events} == {"b"}
