@@ -151,6 +151,27 @@ def find() -> PrefectAPI:
     )
 
 
+MONITOR_BLOCK_SLUG = "service-monitor"  # blocks/monitor.py ServiceMonitor._block_type_slug
+
+
+def may_hold_blocks(api_url: str, slug: str, timeout: float = 5.0) -> bool:
+    """False only when the API says, over plain HTTP, that it holds no block document of type
+    ``slug``: then a command can skip the Prefect client and its ~1.3 s import. Any other answer
+    (an error, a login required, an unexpected body) is True, and the caller reads the blocks
+    through Prefect's client, which reports what is wrong."""
+    import httpx
+
+    try:
+        response = httpx.post(
+            f"{api_url.rstrip('/')}/block_documents/filter",
+            json={"block_types": {"slug": {"any_": [slug]}}, "include_secrets": False, "limit": 1},
+            timeout=timeout,
+        )
+        return not (response.status_code == 200 and response.json() == [])
+    except (httpx.HTTPError, ValueError):
+        return True
+
+
 def for_run() -> str | None:
     """The API URL ``run``/``drill`` should use (steps 1 and 2), or None: let Prefect start a
     temporary server (step 3). A configured URL is returned as is, answering or not."""

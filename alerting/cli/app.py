@@ -128,6 +128,8 @@ def with_block_monitors(config: Config) -> Config:
     except prefect_api.NoPrefectAPI as exc:
         note(f"Service Monitor blocks not included: {exc}")
         return config
+    if not prefect_api.may_hold_blocks(api.url, prefect_api.MONITOR_BLOCK_SLUG):
+        return config  # no monitor block there: nothing to merge, and no Prefect import
     from blocks.loader import with_block_monitors as merge_blocks
 
     with prefect_api.using(api.url):

@@ -222,3 +222,16 @@ def test_reads_every_page_of_block_documents(prefect_server):
 
     one_call, paged = asyncio.run(both())
     assert len(one_call) >= 3 and [d.id for d in paged] == [d.id for d in one_call]
+
+
+def test_may_hold_blocks_says_no_only_when_the_api_lists_none(prefect_server, receiver):
+    """The plain-HTTP look that lets status, history and silence skip Prefect's client (and its
+    import) when the server holds no Service Monitor block; any doubt means: read them."""
+    from alerting import prefect_api
+
+    assert ServiceMonitor.get_block_type_slug() == prefect_api.MONITOR_BLOCK_SLUG
+    assert prefect_api.may_hold_blocks(prefect_server.api_url, f"no-such-type-{_uid()}") is False
+    ServiceMonitor(url="http://127.0.0.1:9/", service_name=f"held-{_uid()}").save(f"held-{_uid()}")
+    assert prefect_api.may_hold_blocks(prefect_server.api_url, prefect_api.MONITOR_BLOCK_SLUG) is True
+    assert prefect_api.may_hold_blocks(receiver.url().rstrip("/") + "/api", "service-monitor") is True  # not Prefect
+    assert prefect_api.may_hold_blocks(f"http://127.0.0.1:{free_port()}/api", "service-monitor") is True  # nothing there
