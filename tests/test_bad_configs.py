@@ -1,11 +1,12 @@
 """The corpus of malformed configs (tests/bad_configs/) through `alerting validate` and `alerting run`.
 
 Each file's first line is ``# expect: <reason>``. For every file and both commands, run as real
-subprocesses: exit status 2, the reason on one line as ``<file>: <reason>`` (so it names the file, and
-the monitor or channel and the field where one applies), every ``error:`` line names the file, no
-traceback, and no hang (a timeout kills the process group).
+processes (forked from a helper that imported the CLI once: toolkit/forked_cli.py): exit status 2,
+the reason on one line as ``<file>: <reason>`` (so it names the file, and the monitor or channel and
+the field where one applies), every ``error:`` line names the file, no traceback, and no hang (a
+timeout kills the process group).
 
-``run`` must refuse a bad config before it starts anything of Prefect's: the subprocesses get a
+``run`` must refuse a bad config before it starts anything of Prefect's: the processes get a
 ``PREFECT_API_URL`` where nothing listens, so a ``run`` that went as far as a flow run would fail
 differently (and slowly), never start a temporary server.
 """
@@ -13,35 +14,21 @@ differently (and slowly), never start a temporary server.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from toolkit import free_port
+from toolkit.forked_cli import ForkedCLI
+from toolkit.forked_cli import Result as Outcome
 
 CORPUS_DIR = Path(__file__).parent / "bad_configs"
 CORPUS = sorted(CORPUS_DIR.glob("*.yaml"))
-ALERTING = str(Path(sys.executable).parent / "alerting")
 COMMANDS = ("validate", "run")
 HANG = 60  # seconds: far above the ~0.5 s a refusal takes; only a hang gets near it
 WORKERS = 3
-
-
-@dataclass
-class Outcome:
-    returncode: int | None
-    stdout: str
-    stderr: str
-    hung: bool = False
-
-    @property
-    def text(self) -> str:
-        return self.stdout + self.stderr
 
 
 def expectation(path: Path) -> str:
@@ -50,27 +37,9 @@ def expectation(path: Path) -> str:
     return first.removeprefix("# expect: ")
 
 
-def _run(command: str, path: Path, env: dict[str, str], cwd: Path) -> Outcome:
-    proc = subprocess.Popen(
-        [ALERTING, command, "-c", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env, cwd=cwd, start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=HANG)
-        return Outcome(proc.returncode, out, err)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return Outcome(None, out, err, hung=True)
-    finally:
-        if proc.poll() is None:  # an error in this thread: never leave the process behind
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def outcomes(request, tmp_path_factory) -> dict[tuple[str, str], Outcome]:
-    """Every selected (command, file) at once, a few subprocesses at a time."""
+    """Every selected (command, file) at once, three processes at a time."""
     home = tmp_path_factory.mktemp("prefect-home")
     cwd = tmp_path_factory.mktemp("cwd")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTING_CORPUS_")}
@@ -86,9 +55,16 @@ def outcomes(request, tmp_path_factory) -> dict[tuple[str, str], Outcome]:
         if getattr(item, "originalname", "") == "test_each_bad_config_exits_2_with_one_clear_line"
     }
     jobs = [(command, path) for path in CORPUS for command in COMMANDS if (command, path) in selected]
+
+    def run_share(share: list[tuple[str, Path]]) -> list[Outcome]:
+        with ForkedCLI(env) as cli:
+            return [cli.run([command, "-c", str(path)], cwd, timeout=HANG) for command, path in share]
+
+    shares = [jobs[i::WORKERS] for i in range(WORKERS)]
     with ThreadPoolExecutor(WORKERS) as pool:
-        results = list(pool.map(lambda job: _run(job[0], job[1], env, cwd), jobs))
-    return {(command, path.name): result for (command, path), result in zip(jobs, results, strict=False)}
+        results = [r for share_results in pool.map(run_share, shares) for r in share_results]
+    ordered = [job for share in shares for job in share]
+    return {(command, path.name): result for (command, path), result in zip(ordered, results, strict=True)}
 
 
 def test_the_corpus_is_big_enough():
@@ -128,16 +104,14 @@ def env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def alerting(env: dict[str, str], cwd: Path, *args: str) -> Outcome:
-    proc = subprocess.Popen([ALERTING, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=cwd, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=HANG)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return Outcome(None, out, err, hung=True)
-    return Outcome(proc.returncode, out, err)
+@pytest.fixture(scope="module")
+def cli(env) -> Iterator[ForkedCLI]:
+    with ForkedCLI(env) as forked:
+        yield forked
+
+
+def alerting(cli: ForkedCLI, cwd: Path, *args: str) -> Outcome:
+    return cli.run(args, cwd, timeout=HANG)
 
 
 def assert_refused(result: Outcome, *needles: str) -> None:
@@ -160,50 +134,50 @@ def assert_refused(result: Outcome, *needles: str) -> None:
         (["http://127.0.0.1:9/", "--backoff", "10m"], "error: --backoff: must be from 0s to 5m"),
     ],
 )
-def test_check_refuses_bad_input_with_exit_2(env, tmp_path, args, message):
-    assert_refused(alerting(env, tmp_path, "check", *args), message)
+def test_check_refuses_bad_input_with_exit_2(cli, tmp_path, args, message):
+    assert_refused(alerting(cli, tmp_path, "check", *args), message)
 
 
-def test_no_monitors_validate_warns_run_and_serve_refuse(env, tmp_path):
+def test_no_monitors_validate_warns_run_and_serve_refuse(cli, tmp_path):
     for text in ("", "# all monitors commented out\nmonitors:\n#  - name: api\n"):
         path = tmp_path / "m.yaml"
         path.write_text(text)
-        validate = alerting(env, tmp_path, "validate", "-c", str(path))
+        validate = alerting(cli, tmp_path, "validate", "-c", str(path))
         assert validate.returncode == 0 and "Traceback" not in validate.text, validate.text
         assert f"{path}: warning: no monitors defined" in validate.stderr
         nothing = f"error: {path}: field 'monitors': no monitors: nothing to check"
-        assert_refused(alerting(env, tmp_path, "run", "-c", str(path)), nothing)
+        assert_refused(alerting(cli, tmp_path, "run", "-c", str(path)), nothing)
         # serve refuses before it starts a Prefect server (nothing listens on the API URL or the port)
-        assert_refused(alerting(env, tmp_path, "serve", "-c", str(path), "--port", str(free_port())), nothing)
+        assert_refused(alerting(cli, tmp_path, "serve", "-c", str(path), "--port", str(free_port())), nothing)
     blocks = tmp_path / "blocks.yaml"
     blocks.write_text("monitors: []\n")
-    validate = alerting(env, tmp_path, "validate", "-c", str(blocks))
+    validate = alerting(cli, tmp_path, "validate", "-c", str(blocks))
     assert validate.returncode == 0 and "only Service Monitor blocks made in the Prefect UI" in validate.stderr
 
 
-def test_serve_refuses_when_every_monitor_is_broken(env, tmp_path):
+def test_serve_refuses_when_every_monitor_is_broken(cli, tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("monitors:\n  - {name: api, url: 'http://127.0.0.1:9/', timeout: .inf}\n")
     assert_refused(
-        alerting(env, tmp_path, "serve", "-c", str(path), "--port", str(free_port())),
+        alerting(cli, tmp_path, "serve", "-c", str(path), "--port", str(free_port())),
         f"error: {path}: monitor 'api': field 'timeout': must be from 100ms to 5m, got inf",
         f"error: {path}: field 'monitors': no valid monitor: nothing to check",
     )
 
 
-def test_an_oversized_config_is_refused_unread(env, tmp_path):
+def test_an_oversized_config_is_refused_unread(cli, tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("monitors:\n" + "".join(f"  - {{name: m{i}, url: 'http://127.0.0.1:9/{i}'}}\n" for i in range(30000)))
     for command in COMMANDS:
-        assert_refused(alerting(env, tmp_path, command, "-c", str(path)),
+        assert_refused(alerting(cli, tmp_path, command, "-c", str(path)),
                        f"error: {path}: the file is ", "a config may be at most 1,024 KB (1 MB)")
 
 
-def test_names_that_look_like_markup_are_printed_as_they_are(env, tmp_path):
+def test_names_that_look_like_markup_are_printed_as_they_are(cli, tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("monitors:\n  - {name: '[/x]', url: 'http://127.0.0.1:9/', colour: red}\n")
-    assert_refused(alerting(env, tmp_path, "validate", "-c", str(path)),
+    assert_refused(alerting(cli, tmp_path, "validate", "-c", str(path)),
                    f"error: {path}: monitor '[/x]': field 'colour': unknown field")
     path.write_text("monitors:\n  - {name: '[/x]', url: 'http://127.0.0.1:9/'}\n")
-    ok = alerting(env, tmp_path, "validate", "-c", str(path))
+    ok = alerting(cli, tmp_path, "validate", "-c", str(path))
     assert ok.returncode == 0 and "  [/x]: GET http://127.0.0.1:9/" in ok.stdout, ok.text

@@ -4,14 +4,16 @@ without import cycles. Fast: no Prefect server, no network."""
 from __future__ import annotations
 
 import ast
-import os
 import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from toolkit.forked_cli import ForkedCLI, main_env
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,16 +28,22 @@ TALK_TO_PREFECT = {"run", "drill", "notify", "serve", "status", "history", "sile
                    "automations"}
 
 
-def help_of(*args: str, columns: int = 80) -> str:
-    env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb"}
-    proc = subprocess.run([ALERTING, *args, "--help"], capture_output=True, text=True, env=env, timeout=60)
+@pytest.fixture(scope="module")
+def cli() -> Iterator[ForkedCLI]:
+    """``alerting`` processes forked from one that imported the CLI (toolkit/forked_cli.py)."""
+    with ForkedCLI(main_env({"TERM": "dumb"})) as forked:
+        yield forked
+
+
+def help_of(cli: ForkedCLI, *args: str, columns: int = 80) -> str:
+    proc = cli.run([*args, "--help"], ROOT, env={"COLUMNS": str(columns)})
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-def test_help_names_arguments_plainly_and_tags_no_types(command):
-    text = help_of(*command)
+def test_help_names_arguments_plainly_and_tags_no_types(cli, command):
+    text = help_of(cli, *command)
     usage = next(line for line in text.splitlines() if "Usage:" in line)
     assert "{" not in usage and "}" not in usage, usage
     for tag in ("<bool>", "<str>", "<path>", "<int", "<float>", "<text>"):
@@ -44,24 +52,24 @@ def test_help_names_arguments_plainly_and_tags_no_types(command):
         assert "PREFECT_API_URL" in text, f"the server-lookup rule is missing from {command}:\n{text}"
 
 
-def test_usage_lines_show_metavars():
-    assert "alerting check [OPTIONS] URL" in help_of("check")
+def test_usage_lines_show_metavars(cli):
+    assert "alerting check [OPTIONS] URL" in help_of(cli, "check")
     for command in ("drill", "history", "silence", "unsilence"):
-        assert f"alerting {command} [OPTIONS] MONITOR" in help_of(command)
-    assert "alerting notify [OPTIONS] CHANNEL" in help_of("notify")
+        assert f"alerting {command} [OPTIONS] MONITOR" in help_of(cli, command)
+    assert "alerting notify [OPTIONS] CHANNEL" in help_of(cli, "notify")
 
 
-def test_notify_options_have_help():
-    text = help_of("notify", columns=200)
+def test_notify_options_have_help(cli):
+    text = help_of(cli, "notify", columns=200)
     assert re.search(r"--title\s+TEXT\s+Title of the test message", text), text
     assert re.search(r"--body\s+TEXT\s+Body of the test message", text), text
 
 
-def test_help_sentences_are_not_broken_mid_line():
+def test_help_sentences_are_not_broken_mid_line(cli):
     """Docstrings are wrapped by the terminal, not at the source file's line breaks."""
-    text = help_of("serve", columns=200)
+    text = help_of(cli, "serve", columns=200)
     assert "Starts a local Prefect server with its UI when none is configured; Ctrl-C stops both." in text
-    text = help_of("status", columns=200)
+    text = help_of(cli, "status", columns=200)
     assert "last error, silence or maintenance. Reads the state store" in text
 
 

@@ -96,3 +96,22 @@ def test_interrupt_is_ctrl_c_to_the_group(tmp_path):
         assert log.read_text().split() == ["ready", "stopped"]
     finally:
         stop(proc)
+
+
+def test_forked_cli_gives_each_command_its_own_process_status_output_and_deadline(tmp_path):
+    from toolkit import TCPListener
+    from toolkit.forked_cli import ForkedCLI, main_env
+
+    (tmp_path / "monitors.yaml").write_text("monitors:\n  - {name: api, url: 'http://127.0.0.1:9/'}\n")
+    silent = TCPListener()  # accepts, never answers
+    with ForkedCLI(main_env({"COLUMNS": "200"})) as cli:
+        version = cli.run(["--version"], tmp_path)
+        assert (version.returncode, version.stderr) == (0, "") and version.stdout.strip(), version.text
+        unknown = cli.run(["nosuchcommand"], tmp_path)
+        assert unknown.returncode == 2 and "No such command" in unknown.stderr and unknown.stdout == ""
+        listed = cli.run(["validate"], tmp_path)  # -c defaults to monitors.yaml in the working directory
+        assert listed.returncode == 0 and "api: GET http://127.0.0.1:9/" in listed.stdout, listed.text
+        hung = cli.run(["check", f"http://127.0.0.1:{silent.port}/", "--timeout", "5m"], tmp_path, timeout=1)
+        assert hung.hung and hung.returncode is None
+        assert cli.run(["--version"], tmp_path).returncode == 0  # the helper goes on after a kill
+    silent.close()

@@ -47,6 +47,7 @@ def spawn(
     log: Path | None = None,
     stdout: int | IO[Any] | None = None,
     text: bool = False,
+    stdin: int | IO[Any] | None = subprocess.DEVNULL,
 ) -> subprocess.Popen:
     """Start ``cmd`` in a new session (its own process group), marked for :func:`stop` and
     :func:`kill_leftovers`. Output goes to ``log`` (appended) or ``stdout``."""
@@ -55,7 +56,7 @@ def spawn(
     # the child gets its own copy of the log's descriptor: ours closes when Popen returns
     with open(log, "ab") if log is not None else contextlib.nullcontext(stdout) as sink:
         proc = subprocess.Popen(
-            list(cmd), env=full_env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink,
+            list(cmd), env=full_env, cwd=cwd, stdin=stdin, stdout=sink,
             stderr=subprocess.STDOUT if sink is not None else None, text=text,
             start_new_session=True,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
