@@ -38,6 +38,10 @@ FLUSH = 2.0  # seconds (at most a tenth of the shortest interval waiting): monit
 BATCH = 1000  # monitor names per task run
 DEADLINE_SHARE = 0.8  # of the shortest interval in a round: results later than that are dropped
 WORKERS_TTL = 5.0  # seconds between looks at which locations have live task workers
+# how long a one-shot run (`alerting run`) looks again for a location's worker before it calls it
+# absent: Prefect's server drops a task worker from its list after each task run it hands it and
+# lists it again on its connection's next turn (up to ~1 s later, more on a busy machine)
+ONE_SHOT_GRACE = 5.0
 
 
 class LocationPool:
@@ -134,8 +138,20 @@ class LocationPool:
         locations goes to ``on_result``; returns the names that no location answered for."""
         lost: list[str] = []
         if specs:
+            known = self.config().locations
+            self._await_workers(sorted({loc for spec in specs for loc in locations_of(spec, known)}))
             self._round([(spec, on_result) for spec in specs], time.monotonic(), lost.append)
         return lost
+
+    def _await_workers(self, locations: list[str], grace: float = ONE_SHOT_GRACE) -> None:
+        """Look again, for up to ``grace`` seconds, while a location seems to have no live worker."""
+        deadline = time.monotonic() + grace
+        absent = [loc for loc, alive in self._live_locations(locations).items() if not alive]
+        if absent:
+            log.info("No live worker listed for %s yet; looking again for up to %gs", ", ".join(absent), grace)
+        while not all(self._live_locations(locations).values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            self._live_at = 0.0  # the next look asks the server again
 
     def _round(self, items: list[tuple[MonitorSpec, OnResult | None]], due: float,
                on_lost: Callable[[str], None] | None = None) -> None:
