@@ -42,6 +42,9 @@ WORKERS_TTL = 5.0  # seconds between looks at which locations have live task wor
 # absent: Prefect's server drops a task worker from its list after each task run it hands it and
 # lists it again on its connection's next turn (up to ~1 s later, more on a busy machine)
 ONE_SHOT_GRACE = 5.0
+# a one-shot run has no next slot to catch up in: it waits at least this long for the locations'
+# answers (a served round waits DEADLINE_SHARE of the interval); a busy machine took more than 4.8 s
+ONE_SHOT_WAIT = 30.0
 
 
 class LocationPool:
@@ -140,7 +143,7 @@ class LocationPool:
         if specs:
             known = self.config().locations
             self._await_workers(sorted({loc for spec in specs for loc in locations_of(spec, known)}))
-            self._round([(spec, on_result) for spec in specs], time.monotonic(), lost.append)
+            self._round([(spec, on_result) for spec in specs], time.monotonic(), lost.append, min_wait=ONE_SHOT_WAIT)
         return lost
 
     def _await_workers(self, locations: list[str], grace: float = ONE_SHOT_GRACE) -> None:
@@ -154,7 +157,7 @@ class LocationPool:
             self._live_at = 0.0  # the next look asks the server again
 
     def _round(self, items: list[tuple[MonitorSpec, OnResult | None]], due: float,
-               on_lost: Callable[[str], None] | None = None) -> None:
+               on_lost: Callable[[str], None] | None = None, min_wait: float = 0.0) -> None:
         """Send, wait, combine. The deadline counts from when the first of them came due, so a lost
         batch frees its monitors before their next slot."""
         known = self.config().locations
@@ -163,7 +166,7 @@ class LocationPool:
             for loc in locations_of(spec, known):
                 by_location.setdefault(loc, []).append(spec.name)
         shortest = min(effective_interval(spec, self.default_interval) for spec, _ in items)
-        deadline = due + DEADLINE_SHARE * shortest
+        deadline = max(due + DEADLINE_SHARE * shortest, time.monotonic() + min_wait)
         expires = time.time() + (deadline - time.monotonic())
         live = self._live_locations(list(by_location))
         self._report_quiet(live)
