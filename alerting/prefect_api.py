@@ -151,7 +151,7 @@ def find() -> PrefectAPI:
     )
 
 
-MONITOR_BLOCK_SLUG = "service-monitor"  # blocks/monitor.py ServiceMonitor._block_type_slug
+MONITOR_BLOCK_SLUG = "service-monitor"  # the Service Monitor block type (blocks/monitor.py uses this)
 
 
 def may_hold_blocks(api_url: str, slug: str, timeout: float = 5.0) -> bool:

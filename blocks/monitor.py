@@ -33,6 +33,7 @@ from pydantic import (
 from alerting.checks import spec_problems
 from alerting.durations import parse_duration
 from alerting.models import MonitorSpec
+from alerting.prefect_api import MONITOR_BLOCK_SLUG
 
 MONITOR_LOGO = HttpUrl("https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/themes/default/apprise-warning-128x128.png")
 
@@ -108,7 +109,7 @@ class ServiceMonitor(Block):
     channels when it goes down."""
 
     _block_type_name = "Service Monitor"
-    _block_type_slug = "service-monitor"
+    _block_type_slug = MONITOR_BLOCK_SLUG  # the CLI asks the API for it without importing Prefect
     _logo_url = MONITOR_LOGO
     _documentation_url = HttpUrl("https://docs.prefect.io/v3/concepts/blocks")
     _description = (

@@ -48,26 +48,17 @@ def _blocks_digest() -> str:
 def _register_blocks(home: Path, db: Path) -> None:
     """Start a server on ``db`` once, so its block types (Prefect's, and ours through the
     ``prefect.collections`` entry point) are registered in it, and stop it."""
-    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home),
-           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"}
-    port = free_port()
-    env["PREFECT_API_URL"] = api = f"http://127.0.0.1:{port}/api"
-    server = processes.spawn([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                              "--port", str(port)], env=env, log=home / "server.log")
+    server = PrefectServer(home, extra_env={"PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"})
 
     def registered() -> bool:
-        if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited with status {server.returncode}")
         try:
-            with urllib.request.urlopen(f"{api}/block_types/slug/service-monitor", timeout=2) as r:
+            with urllib.request.urlopen(f"{server.api_url}/block_types/slug/service-monitor", timeout=2) as r:
                 return bool(r.status == 200)
         except OSError:
             return False
 
-    try:
+    with server:
         wait_for(registered, 300, interval=0.25, what="block types registered in the template database")
-    finally:
-        processes.stop(server, signal.SIGINT, timeout=30)
 
 
 def migrated_database() -> Path:
