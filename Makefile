@@ -51,9 +51,7 @@ bench: setup          # every figure of the Performance section in one run (~60 
 	$(VENV)/bin/python bench/status_speed.py
 	$(VENV)/bin/python bench/check_types.py
 	$(VENV)/bin/python bench/status_page.py
-	$(VENV)/bin/python bench/steady.py --monitors 1000
-	$(VENV)/bin/python bench/steady.py --monitors 5000
-	$(VENV)/bin/python bench/steady.py --monitors 10000
+	$(VENV)/bin/python bench/steady.py --monitors 1000,5000,10000
 	$(VENV)/bin/python bench/steady.py --monitors 1000 --runner prefect
 	$(VENV)/bin/python bench/distributed.py --monitors 1000
 	$(VENV)/bin/python bench/distributed.py --monitors 5000

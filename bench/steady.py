@@ -6,6 +6,7 @@ run for --cycles cycles at --interval, and reads /proc for every process. Also c
 cycle costs Prefect: API calls (the server's access log), events, log lines and state rows.
 
     .venv/bin/python bench/steady.py --monitors 1000 --cycles 10 --interval 30
+    .venv/bin/python bench/steady.py --monitors 1000,5000,10000 --cycles 4   # the issue's three sizes, one table
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def checks_started(db: Path, start: int, end: int) -> int:
         return conn.execute("select count(*) from check_history where ts >= ? and ts < ?", (start, end)).fetchone()[0]
 
 
+def longest_gap(db: Path, start: int, end: int) -> int:
+    """The longest time between two checks of one monitor in ``[start, end)`` (whole seconds): the
+    served monitor's worst cycle time. At an interval of 30 s, 30 (+-1 for the rounding) means every
+    monitor was checked on time."""
+    worst, last = 0, dict[int, int]()
+    with sqlite3.connect(db) as conn:
+        for monitor, ts in conn.execute("select monitor_id, ts from check_history where ts >= ? and ts < ? "
+                                        "order by monitor_id, ts", (start, end)):
+            if monitor in last:
+                worst = max(worst, ts - last[monitor])
+            last[monitor] = ts
+    return worst
+
+
 def db_bytes(*paths: Path) -> int:
     """Bytes used by SQLite databases, after checkpointing their write-ahead logs into them (a WAL
     file is a journal that gets recycled, not growth)."""
@@ -118,14 +133,9 @@ def prefect_rows(db: Path) -> dict[str, int]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--monitors", type=int, default=1000)
-    parser.add_argument("--cycles", type=int, default=10)
-    parser.add_argument("--interval", type=int, default=30)
-    parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--runner", default="continuous", choices=["continuous", "prefect"])
-    args = parser.parse_args()
+def measure(args: argparse.Namespace, monitors: int) -> dict:
+    """One served monitor of ``monitors`` monitors, from its own Prefect server up; prints its figures
+    and returns them for the summary."""
     from flows.serve import SERVER_SETTINGS
 
     tmp = Path(tempfile.mkdtemp(prefix="alerting-steady-"))
@@ -133,7 +143,7 @@ def main() -> None:
     # INFO: the server's access log counts the API calls (its own cost is in the figures)
     server, api = start_prefect_server(tmp / "prefect", {**SERVER_SETTINGS, "PREFECT_SERVER_LOGGING_LEVEL": "INFO"})
     server_log = tmp / "prefect" / "server.log"
-    config = write_config(tmp / "monitors.yaml", args.monitors, ports, 64)
+    config = write_config(tmp / "monitors.yaml", monitors, ports, 64)
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ALERTING_APPRISE_PACING": "off",
            "PREFECT_LOGGING_LEVEL": "WARNING"}
@@ -147,7 +157,7 @@ def main() -> None:
     store_db = tmp / ".alerting" / "state.db"
     try:
         # warm-up: wait for the first finished run, then measure from there
-        wait_for(lambda: finished_runs(api) >= 1, 180, interval=1, what="the first finished run")
+        wait_for(lambda: finished_runs(api) >= 1, 300, interval=1, what="the first finished run")
         runs0, cpu_srv0, cpu_mon0 = finished_runs(api), tree_cpu(server.pid), tree_cpu(serve.pid)
         store0 = checks_in_store(store_db)[0]
         dbs = (tmp / "prefect" / "prefect.db", store_db)
@@ -167,6 +177,7 @@ def main() -> None:
         window_end = window_start + int(elapsed // args.interval) * args.interval
         wait_for(lambda: time.time() > window_end + 5, 30, interval=0.5)  # the buffered passes are written
         started = checks_started(store_db, window_start, window_end)
+        gap = longest_gap(store_db, window_start, window_end)
         grown = db_bytes(*dbs) - bytes0
         calls = access_lines(server_log) - calls0
         rows = {k: v - rows0.get(k, 0) for k, v in prefect_rows(dbs[0]).items()}
@@ -175,20 +186,59 @@ def main() -> None:
         stop(serve)
         stop(server)
         stop(target)
-    expected = int(elapsed // args.interval) * args.monitors
+    expected = int(elapsed // args.interval) * monitors
     mode = ("continuous: checks in the serving process, runs report" if args.runner == "continuous"
             else "Prefect runner, a process per run")
-    print(f"served monitor ({mode}), {args.monitors} monitors every {args.interval}s, {elapsed:.0f}s measured "
+    print(f"served monitor ({mode}), {monitors} monitors every {args.interval}s, {elapsed:.0f}s measured "
           f"({runs} flow runs finished)")
-    print(f"  checks started in the window {started:,} / due {expected:,}  ->  missed {max(0, expected - started):,}")
+    print(f"  checks started in the window {started:,} / due {expected:,}  ->  missed {max(0, expected - started):,}; "
+          f"longest time between two checks of one monitor {gap} s")
+    figures: dict = {"monitors": monitors, "due": expected, "started": started, "checks": checks, "gap": gap,
+               "cpu server": cpu_srv, "cpu serving": cpu_mon, "bytes": grown}
     if checks:
         print(f"  CPU per check: {(cpu_srv + cpu_mon) / checks * 1000:.2f} ms "
               f"(Prefect server {cpu_srv / checks * 1000:.2f} ms, runner + flow runs {cpu_mon / checks * 1000:.2f} ms)")
         print(f"  storage per check: {grown / checks:.0f} B (Prefect database + state store, {grown / 1e6:.1f} MB)")
     cycles = max(1, int(elapsed // args.interval))
+    figures["calls per cycle"] = calls / cycles
+    figures["events per cycle"] = rows.get("events", 0) / cycles
     print(f"  per cycle: {calls / cycles:.0f} API calls, " + ", ".join(f"{v / cycles:.1f} {k}" for k, v in rows.items()))
     for role, peak in sorted(sampler.peaks.items()):
         print(f"  peak RSS {role}: {peak:.0f} MB")
+    figures["peak rss"] = dict(sampler.peaks)
+    return figures
+
+
+def summary(args: argparse.Namespace, results: list[dict]) -> None:
+    """One table for every size measured in this run (the figures the README's Performance shows)."""
+    print(f"\nsummary: {args.runner} mode, every {args.interval}s, {args.cycles} cycles each")
+    print("| monitors | CPU per check (server + serving) | storage per check | started / due (missed) "
+          "| longest gap | API calls per cycle | events per cycle | peak RSS serving; server |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        checks = max(1, r["checks"])
+        total = (r["cpu server"] + r["cpu serving"]) / checks * 1000
+        rss = r["peak rss"]
+        print(f"| {r['monitors']:,} | {total:.2f} ms ({r['cpu server'] / checks * 1000:.2f} + "
+              f"{r['cpu serving'] / checks * 1000:.2f}) | {r['bytes'] / checks:.0f} B | {r['started']:,} / {r['due']:,} "
+              f"({max(0, r['due'] - r['started']):,}) | {r['gap']} s | {r['calls per cycle']:.0f} | {r['events per cycle']:.1f} | "
+              f"{rss.get('alerting serve', 0):.0f} MB; {rss.get('prefect server', 0):.0f} MB |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--monitors", default="1000",
+                        help="how many monitors; several, comma-separated, measure one after another "
+                             "(1000,5000,10000) and end with one summary table")
+    parser.add_argument("--cycles", type=int, default=10)
+    parser.add_argument("--interval", type=int, default=30)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--runner", default="continuous", choices=["continuous", "prefect"])
+    args = parser.parse_args()
+    sizes = [int(n.replace("_", "")) for n in args.monitors.split(",") if n.strip()]
+    results = [measure(args, n) for n in sizes]
+    if len(results) > 1:
+        summary(args, results)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from toolkit.forked_cli import CLI
+
+    CLI.close()  # this process's forked-CLI helper, if a test started it
     server = _SESSION.pop("server", None)
     if server is not None:
         if "prefect" in sys.modules:  # send buffered run logs before the server goes away

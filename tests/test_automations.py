@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from toolkit import PrefectServer, free_port, kill, retry_api, wait_for
+from toolkit.forked_cli import CLI
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 CANARY = "CANARY-5be1d0"
@@ -48,7 +48,7 @@ def cli_env(api: str) -> dict:
 
 
 def run(api: str, *args, cwd=None):
-    return subprocess.run([ALERTING, *args], capture_output=True, text=True, env=cli_env(api), cwd=cwd, timeout=120)
+    return CLI.run(args, cwd=cwd, env=cli_env(api), timeout=120)
 
 
 @contextmanager

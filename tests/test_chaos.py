@@ -32,6 +32,7 @@ from alerting.models import utcnow
 from alerting.outbox import LEASE, MAX_ATTEMPTS, deliver_pending
 from toolkit import PrefectServer, Receiver, free_port, kill, spawn, stop
 from toolkit import wait_for as toolkit_wait_for
+from toolkit.forked_cli import CLI
 
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "canary-Chaos-91c2e"
@@ -45,8 +46,7 @@ def wait_for(condition, timeout: float, what):
 
 
 def run_cli(*args, env=None, cwd=None, timeout=180):
-    return subprocess.run([ALERTING, *args], env={**os.environ, **(env or {})}, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return CLI.run(args, cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def clean(proc) -> str:

@@ -1,27 +1,20 @@
-"""The prefect-deployment type against a real Prefect server (tests/toolkit, own PREFECT_HOME, free
-port): a deployment whose last Completed run is recent, then too old, then failing; and one that does
-not exist. Runs are made through the API with the states (and times) a scheduled flow would leave."""
+"""The prefect-deployment type against a real Prefect server (the session's, tests/conftest.py; each
+test's flow has a name of its own): a deployment whose last Completed run is recent, then too old,
+then failing; and one that does not exist. Runs are made through the API with the states (and times)
+a scheduled flow would leave."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
 from datetime import datetime, timedelta, timezone
-
-import pytest
 
 from alerting.check import check
 from alerting.models import ErrorKind, MonitorSpec
-from toolkit import PrefectServer
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PrefectServer]:
-    s = PrefectServer().start()
-    try:
-        with s.settings():
-            yield s
-    finally:
-        s.stop()
+def flow_name() -> str:
+    """A flow of this test's own on the shared server."""
+    return f"etl-{uuid.uuid4().hex[:8]}"
 
 
 def spec(url: str, **kw) -> MonitorSpec:
@@ -54,16 +47,17 @@ def later(hours: float):
     return lambda: moment
 
 
-def test_recent_then_too_old_then_failing(server):
-    deployment_id = _deployment("etl", "nightly")
-    url = "prefect-deployment://etl/nightly"
+def test_recent_then_too_old_then_failing():
+    etl = flow_name()
+    deployment_id = _deployment(etl, "nightly")
+    url = f"prefect-deployment://{etl}/nightly"
 
     r = check(spec(url, max_age="26h"))
     assert not r.ok and r.error is ErrorKind.STALE_DEPLOYMENT and "no Completed run at all" in r.message
 
     _run(deployment_id, "COMPLETED")
     r = check(spec(url, max_age="26h"))
-    assert r.ok and r.type == "prefect-deployment" and "etl/nightly: last Completed run ended" in r.message
+    assert r.ok and r.type == "prefect-deployment" and f"{etl}/nightly: last Completed run ended" in r.message
 
     r = check(spec(url, max_age="26h"), now=later(27))  # the same run, seen 27 hours later: too old
     assert not r.ok and r.error is ErrorKind.STALE_DEPLOYMENT
@@ -77,6 +71,8 @@ def test_recent_then_too_old_then_failing(server):
     assert check(spec(url, max_age="26h")).ok  # a Completed run after the failure: up again
 
 
-def test_a_deployment_that_does_not_exist(server):
-    r = check(spec("prefect-deployment://etl/missing", max_age="1h"))
-    assert not r.ok and r.error is ErrorKind.DEPLOYMENT_MISSING and "no deployment etl/missing" in r.message
+def test_a_deployment_that_does_not_exist():
+    etl = flow_name()
+    _deployment(etl, "nightly")
+    r = check(spec(f"prefect-deployment://{etl}/missing", max_age="1h"))
+    assert not r.ok and r.error is ErrorKind.DEPLOYMENT_MISSING and f"no deployment {etl}/missing" in r.message

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -10,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from toolkit import free_port, interrupt, seed_prefect_home
+from toolkit.forked_cli import CLI
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 CANARY = "CANARY-7f3a9c"
 
 
 def run(*args, cwd=None, env=None, timeout=120):
-    proc = subprocess.run(
-        [ALERTING, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env or os.environ.copy()
-    )
-    return proc
+    """``subprocess.run`` of ``alerting *args``, forked from a helper that imported the CLI (toolkit.forked_cli)."""
+    return CLI.run(args, cwd=cwd, env=env or os.environ.copy(), timeout=timeout)
 
 
 def assert_clean_error(proc):

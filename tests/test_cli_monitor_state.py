@@ -14,12 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from toolkit.forked_cli import CLI
+
 ALERTING = str(Path(sys.executable).parent / "alerting")
 
 
 def run(*args, env=None, cwd=None):
-    return subprocess.run([ALERTING, *args], capture_output=True, text=True, env=env or os.environ.copy(),
-                          cwd=cwd, timeout=120)
+    """``subprocess.run`` of ``alerting *args``, forked from a helper that imported the CLI (toolkit.forked_cli)."""
+    return CLI.run(args, cwd=cwd, env=env or os.environ.copy(), timeout=120)
 
 
 def without_prefect_api(tmp_path: Path) -> dict:

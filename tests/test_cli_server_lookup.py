@@ -19,14 +19,15 @@ from test_cli_monitor_state import save_blocks, without_prefect_api
 
 from flows.serve import die_with_parent
 from toolkit import seed_prefect_home
+from toolkit.forked_cli import CLI
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 INTERNALS = ("Traceback", "database is locked", "Starting temporary server")
 
 
 def run(*args, env=None, cwd=None):
-    return subprocess.run([ALERTING, *args], capture_output=True, text=True, env=env or os.environ.copy(),
-                          cwd=cwd, timeout=180)
+    """``subprocess.run`` of ``alerting *args``, forked from a helper that imported the CLI (toolkit.forked_cli)."""
+    return CLI.run(args, cwd=cwd, env=env or os.environ.copy(), timeout=180)
 
 
 def assert_clean(proc, code: int, *needles: str) -> None:

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from toolkit import PrefectServer, Proxy, kill, spawn, stop, wait_for
+from toolkit.forked_cli import CLI
 
 ALERTING = str(Path(sys.executable).parent / "alerting")
 INTERVAL = 6.0  # seconds; 4 s left too little room for a batch's round trip through the task workers on a slow machine
@@ -172,8 +173,7 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         proxies["us-east"].refuse()
 
         def states() -> dict[str, dict]:
-            run = subprocess.run([ALERTING, "status", "-c", str(config), "--json"], capture_output=True, text=True,
-                                 env=base, cwd=tmp_path, timeout=60)
+            run = CLI.run(["status", "-c", str(config), "--json"], cwd=tmp_path, env=base, timeout=60)
             return {row["monitor"]: row for row in json.loads(run.stdout)["monitors"]}
 
         # the first check through the cut path may end on its pooled connection to the proxy being closed
@@ -184,8 +184,7 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         assert receiver.titles() == []
         assert "eu-west: up, " in (states()["svc-0"]["warning"] or "")
         # `alerting run` goes through the same workers and quorum (checked from here it would be plain UP)
-        once = subprocess.run([ALERTING, "run", "-c", str(config), "--json"], capture_output=True, text=True,
-                              env=base, cwd=tmp_path, timeout=120)
+        once = CLI.run(["run", "-c", str(config), "--json"], cwd=tmp_path, env=base, timeout=120)
         assert once.returncode == 0, once.stdout + once.stderr
         results = json.loads(once.stdout)["results"]
         assert sorted(r["monitor"] for r in results) == sorted(NAMES)

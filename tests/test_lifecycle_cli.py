@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from toolkit import PrefectServer
+from toolkit.forked_cli import CLI
 
 ALERTING = str(Path(sys.executable).with_name("alerting"))
 CANARY = "canary-Secret-77ad1"
@@ -48,10 +48,7 @@ def world(tmp_path, prefect_api, target, receiver):
         )
 
     def run(*args, extra_env=None):
-        return subprocess.run(
-            [ALERTING, *args], cwd=tmp_path, env={**env, **(extra_env or {})}, capture_output=True, text=True,
-            timeout=180,
-        )
+        return CLI.run(args, cwd=tmp_path, env={**env, **(extra_env or {})}, timeout=180)
 
     write()
     return type("World", (), {"target": target, "receiver": receiver, "run": staticmethod(run),

@@ -115,3 +115,54 @@ def test_forked_cli_gives_each_command_its_own_process_status_output_and_deadlin
         assert hung.hung and hung.returncode is None
         assert cli.run(["--version"], tmp_path).returncode == 0  # the helper goes on after a kill
     silent.close()
+
+
+def test_cli_runner_is_subprocess_run_with_exactly_the_given_environment(tmp_path):
+    """CLIRunner: a CompletedProcess as subprocess.run gives; the child's environment is the call's
+    (a variable set in the test process but left out of ``env`` is not there); a deadline raises
+    TimeoutExpired; a call while another is in flight runs as a plain subprocess."""
+    import socket
+    import subprocess
+    import threading
+
+    from toolkit.forked_cli import CLIRunner
+
+    (tmp_path / "monitors.yaml").write_text(
+        'channels:\n  hook: "${HOOK_URL}"\nmonitors:\n  - {name: api, url: "http://127.0.0.1:9/", channels: [hook]}\n')
+    runner = CLIRunner()
+    silent = socket.create_server(("127.0.0.1", 0))  # connections wait in its backlog, never answered
+    hang = ["check", f"http://127.0.0.1:{silent.getsockname()[1]}/", "--timeout", "5m"]
+    try:
+        with_hook = runner.run(["validate"], cwd=tmp_path, env={**os.environ, "HOOK_URL": "json://127.0.0.1:9/"})
+        assert isinstance(with_hook, subprocess.CompletedProcess) and with_hook.returncode == 0, with_hook.stderr
+        assert "api: GET http://127.0.0.1:9/" in with_hook.stdout
+        os.environ["HOOK_URL"] = "json://127.0.0.1:9/"  # in this process, not in the call's env
+        try:
+            without = runner.run(["validate"], cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "HOOK_URL"})
+        finally:
+            del os.environ["HOOK_URL"]
+        assert without.returncode == 2 and "HOOK_URL" in without.stderr, without.stdout + without.stderr
+        with pytest.raises(subprocess.TimeoutExpired):
+            runner.run(hang, cwd=tmp_path, timeout=2)
+        # one call in flight (the silent target holds it): a second from another thread does not wait for it
+        outcome: list[BaseException] = []
+
+        def first() -> None:
+            try:
+                runner.run(hang, cwd=tmp_path, timeout=8)
+            except BaseException as exc:  # noqa: BLE001 - the test thread looks at it
+                outcome.append(exc)
+
+        held = threading.Thread(target=first)
+        held.start()
+        try:
+            wait_for(lambda: runner._busy.locked(), 10, interval=0.05, what="the first call in flight")
+            version = runner.run(["--version"], cwd=tmp_path, timeout=60)
+            assert version.returncode == 0 and version.stdout.startswith("alerting")
+            assert runner._busy.locked(), "the second call waited for the first"
+        finally:
+            held.join(60)
+        assert len(outcome) == 1 and isinstance(outcome[0], subprocess.TimeoutExpired), outcome
+    finally:
+        runner.close()
+        silent.close()
