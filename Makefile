@@ -1,6 +1,9 @@
 # Two commands do everything: `make run` serves the monitor, `make test` runs the tests.
 # Both create .venv/ and install the project into it first (once; again when pyproject.toml changes).
 PYTHON ?= python3
+# a machine may set PYTHONDONTWRITEBYTECODE (this one does): then every process would compile this
+# project's modules again, and the tests start ~400 `alerting` processes (~0.1 s of CPU each)
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 STAMP := $(VENV)/.installed
 CONFIG ?= monitors.yaml
