@@ -10,7 +10,8 @@
     PrefectServer, retry_api                 a real Prefect server; retrying API calls while it is busy
     Proxy                                    a local forward HTTP proxy (one location's path): refuse, blackhole
     Postgres                                 a throwaway PostgreSQL server
-    ForkedCLI (toolkit.forked_cli)           alerting commands as processes forked from one that imported the CLI
+    ForkedCLI, CLI (toolkit.forked_cli)      alerting commands as processes forked from one that imported the CLI
+                                             (CLI.run: subprocess.run's interface, each child with the call's env)
 
 Use from tests (tests/ is on sys.path) as ``from toolkit import ...``; bench/common.py puts tests/ on
 sys.path for the benches.
