@@ -233,5 +233,6 @@ def test_may_hold_blocks_says_no_only_when_the_api_lists_none(prefect_server, re
     assert prefect_api.may_hold_blocks(prefect_server.api_url, f"no-such-type-{_uid()}") is False
     ServiceMonitor(url="http://127.0.0.1:9/", service_name=f"held-{_uid()}").save(f"held-{_uid()}")
     assert prefect_api.may_hold_blocks(prefect_server.api_url, prefect_api.MONITOR_BLOCK_SLUG) is True
-    assert prefect_api.may_hold_blocks(receiver.url().rstrip("/") + "/api", "service-monitor") is True  # not Prefect
-    assert prefect_api.may_hold_blocks(f"http://127.0.0.1:{free_port()}/api", "service-monitor") is True  # nothing there
+    slug = prefect_api.MONITOR_BLOCK_SLUG
+    assert prefect_api.may_hold_blocks(receiver.url().rstrip("/") + "/api", slug) is True  # not Prefect
+    assert prefect_api.may_hold_blocks(f"http://127.0.0.1:{free_port()}/api", slug) is True  # nothing there

@@ -209,13 +209,17 @@ class CLIRunner:
             timeout: float = 120) -> subprocess.CompletedProcess:
         argv = [ALERTING, *args]
         environ = dict(env) if env is not None else dict(os.environ)
-        if not self._busy.acquire(blocking=False):
+
+        def plain() -> subprocess.CompletedProcess:
             return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=environ, timeout=timeout)
+
+        if not self._busy.acquire(blocking=False):
+            return plain()
         try:
             if self._forked is None:
                 self._forked = ForkedCLI(dict(os.environ))
             if not self._forked.accepts(environ):
-                return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=environ, timeout=timeout)
+                return plain()
             result = self._forked.run(args, cwd or os.getcwd(), timeout=timeout, environ=environ)
         finally:
             self._busy.release()

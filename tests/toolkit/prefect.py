@@ -48,11 +48,13 @@ def _blocks_digest() -> str:
 def _register_blocks(home: Path, db: Path) -> None:
     """Start a server on ``db`` once, so its block types (Prefect's, and ours through the
     ``prefect.collections`` entry point) are registered in it, and stop it."""
+    from alerting.prefect_api import MONITOR_BLOCK_SLUG  # imports nothing of Prefect
+
     server = PrefectServer(home, extra_env={"PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"})
 
     def registered() -> bool:
         try:
-            with urllib.request.urlopen(f"{server.api_url}/block_types/slug/service-monitor", timeout=2) as r:
+            with urllib.request.urlopen(f"{server.api_url}/block_types/slug/{MONITOR_BLOCK_SLUG}", timeout=2) as r:
                 return bool(r.status == 200)
         except OSError:
             return False
