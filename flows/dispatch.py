@@ -25,12 +25,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
+
 from alerting.check_pool import CheckPool, OnResult
 from alerting.config import Config
 from alerting.models import CheckResult, MonitorSpec
 from alerting.quorum import combine, locations_of
 from alerting.schedule import effective_interval
 from flows.location_tasks import batch_task, task_name
+from flows.shared_client import SharedAsyncClient
 
 log = logging.getLogger("alerting.serve")
 FLUSH = 2.0  # seconds (at most a tenth of the shortest interval waiting): monitors due this close together
@@ -72,6 +75,7 @@ class LocationPool:
         self._live_at = 0.0
         self._quiet: set[str] = set()  # locations reported as without a live worker
         self._rounds = ThreadPoolExecutor(concurrency, thread_name_prefix="round")
+        self._client = SharedAsyncClient()  # one Prefect client for every round's calls
         self._thread = threading.Thread(target=self._loop, name="location-pool", daemon=True)
         self._thread.start()
 
@@ -89,6 +93,10 @@ class LocationPool:
         self._wake.set()
         self._thread.join(10)
         self._rounds.shutdown(wait=False, cancel_futures=True)
+        try:
+            self._client.close()
+        except Exception as exc:  # noqa: BLE001 - closing at shutdown: nothing left to do with it
+            log.debug("Closing the Prefect client: %s", exc)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -114,13 +122,13 @@ class LocationPool:
         if now - self._live_at >= WORKERS_TTL or any(loc not in self._live for loc in locations):
             keys = {self._task(loc).task_key: loc for loc in locations}
             try:
-                from prefect.client.orchestration import get_client
+                from prefect.utilities.asyncutils import run_coro_as_sync
 
-                with get_client(sync_client=True) as client:
-                    response = client._client.post("/task_workers/filter",
-                                                   json={"task_worker_filter": {"task_keys": list(keys)}})
-                    response.raise_for_status()
-                    subscribed = {key for worker in response.json() for key in worker.get("task_keys", [])}
+                with self._client.active() as client:
+                    response: httpx.Response = run_coro_as_sync(client._client.post(
+                        "/task_workers/filter", json={"task_worker_filter": {"task_keys": list(keys)}}))
+                response.raise_for_status()
+                subscribed = {key for worker in response.json() for key in worker.get("task_keys", [])}
                 self._live = {loc: key in subscribed for key, loc in keys.items()}
                 self._live_at = now
             except Exception as exc:  # noqa: BLE001 - without the answer, try every location
@@ -130,7 +138,8 @@ class LocationPool:
 
     def _round_safely(self, items: list[tuple[MonitorSpec, OnResult | None]], due: float) -> None:
         try:
-            self._round(items, due)
+            with self._client.active():
+                self._round(items, due)
         except Exception as exc:  # noqa: BLE001 - the monitors go back to the timetable
             log.error("A round of %d checks failed: %s: %s", len(items), type(exc).__name__, str(exc)[:200])
             for spec, _ in items:
@@ -142,8 +151,10 @@ class LocationPool:
         lost: list[str] = []
         if specs:
             known = self.config().locations
-            self._await_workers(sorted({loc for spec in specs for loc in locations_of(spec, known)}))
-            self._round([(spec, on_result) for spec in specs], time.monotonic(), lost.append, min_wait=ONE_SHOT_WAIT)
+            with self._client.active():
+                self._await_workers(sorted({loc for spec in specs for loc in locations_of(spec, known)}))
+                self._round([(spec, on_result) for spec in specs], time.monotonic(), lost.append,
+                            min_wait=ONE_SHOT_WAIT)
         return lost
 
     def _await_workers(self, locations: list[str], grace: float = ONE_SHOT_GRACE) -> None:

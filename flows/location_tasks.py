@@ -110,7 +110,9 @@ def serve_location(config_path: Path, config: Config, location: str, limit: int 
     from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
     from prefect.task_worker import serve
 
+    from flows.shared_client import one_sync_client
+
     _CHECKER.use(config_path, config)
     # batches run outside flow runs: the API takes no logs from them (each would only warn)
-    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: False}):
+    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: False}), one_sync_client():
         serve(batch_task(location), limit=limit)
