@@ -77,6 +77,9 @@ class Pool(Protocol):
     # True: a slot that came while the monitor's check was out is made when it returns (a pool whose
     # checks end by a deadline within the interval); False: that slot is skipped (a long retry)
     runs_late_slots: bool
+    # new monitors' first slots come in groups this share of their interval apart; None: every
+    # GROUP_EVERY seconds (alerting/timetable.py), which suits checks made here
+    first_slot_group_share: float | None
 
     def submit(self, spec: MonitorSpec, on_result: OnResult | None = None) -> object: ...
 
@@ -216,6 +219,8 @@ class ContinuousMonitor:
             self.specs = {s.name: s for s in specs}
             if self.recorder is not None:
                 self.recorder.config = config
+            if self.pool is None:
+                return  # not started: start() schedules every monitor, with the pool's grouping and the store's phases
             ages = {}
             if first and self.store is not None:
                 try:
@@ -224,7 +229,8 @@ class ContinuousMonitor:
                 except Exception as exc:  # noqa: BLE001 - without the store everything is due now
                     log.error("State store unusable (%s): checking every monitor now", type(exc).__name__)
             intervals = {s.name: effective_interval(s, self.interval) for s in specs}
-            self.timetable.set_monitors(intervals, time.monotonic(), ages)
+            self.timetable.set_monitors(intervals, time.monotonic(), ages,
+                                        group_share=self.pool.first_slot_group_share)
             if first:
                 self._first_round = set(self.specs)
                 if not self._first_round:

@@ -12,7 +12,9 @@ that phase, so the checks come at an even rate: a burst (every check in the firs
 interval) would hold the serving process's CPU for seconds at a time, and every alert decided
 meanwhile would wait for it. Groups, not single slots: a check run alone costs about twice the CPU
 of one run among others (measured at 1,000 monitors: 2.3 ms against 1.4 ms per check), and a group
-of 25-100 checks holds the CPU for a tenth of a second at most.
+of 25-100 checks holds the CPU for a tenth of a second at most. A pool that pays per group instead
+(the distributed mode: a Prefect task run per location and round, ~0.2 s of CPU in all) asks for
+groups a share of the interval apart (``group_share``).
 """
 
 from __future__ import annotations
@@ -39,18 +41,20 @@ class Timetable:
     _heap: list[tuple[float, str]] = field(default_factory=list)
 
     def set_monitors(self, intervals: dict[str, float], now: float, ages: dict[str, float] | None = None,
-                     pace: float | None = None) -> None:
+                     pace: float | None = None, group_share: float | None = None) -> None:
         """Track exactly these monitors. A new one is due now (the next ones ``1 / pace`` s apart;
-        by default ``first_slot_pace``), or, when ``ages`` says it was checked ``age`` seconds ago (by
-        an earlier process), one interval after that check. A monitor whose interval changed is due
-        at the sooner of its old slot and one new interval from now."""
+        by default ``first_slot_pace``, in groups ``GROUP_EVERY`` seconds apart, or ``group_share`` of
+        the interval apart), or, when ``ages`` says it was checked ``age`` seconds ago (by an earlier
+        process), one interval after that check. A monitor whose interval changed is due at the
+        sooner of its old slot and one new interval from now."""
         ages = ages or {}
         group = 1  # first slots given together
         if pace is None:
             new = [interval for name, interval in intervals.items() if name not in self._due and name not in ages]
             pace = first_slot_pace(len(new), min(new)) if new else math.inf
             if math.isfinite(pace):
-                group = max(1, math.ceil(pace * GROUP_EVERY))
+                every = group_share * min(new) if group_share else GROUP_EVERY
+                group = max(1, math.ceil(pace * every))
                 pace /= group  # groups per second
         fresh = 0
         for name in list(self._due):

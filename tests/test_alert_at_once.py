@@ -155,6 +155,75 @@ def test_first_slots_are_spread_over_most_of_the_interval_and_a_few_monitors_sta
     assert len(few.pop_due(0.0)) == 20  # a small config: every monitor at once
 
 
+def test_a_pool_that_pays_per_round_gets_first_slots_in_groups_a_share_of_the_interval_apart():
+    from flows.dispatch import LocationPool
+
+    share = LocationPool.first_slot_group_share
+    assert share is not None
+    for count, expected_groups in ((1000, [0.0, 7.5, 15.0]), (5000, [0.0, 7.5, 15.0, 22.5])):
+        table = Timetable()
+        table.set_monitors({f"m{i}": 30.0 for i in range(count)}, now=0.0, group_share=share)
+        firsts = sorted(slot for _, slot in table.pop_due(29.0))
+        assert len(firsts) == count and len(set(table.intervals)) == count
+        assert sorted(set(firsts)) == [pytest.approx(g, abs=0.01) for g in expected_groups]
+        # still spread over most of the interval, never all in one burst
+        assert max(firsts.count(t) for t in set(firsts)) <= -(-count // (len(expected_groups) - 1))
+    kept = Timetable()  # phases an earlier process left in the state store are kept as they were
+    kept.set_monitors({"a": 30.0, "b": 30.0}, now=100.0, ages={"a": 29.0, "b": 10.0}, group_share=share)
+    assert kept.pop_due(101.0) == [("a", 101.0)]
+
+
+def test_a_served_monitor_sets_its_slots_at_start_with_its_pools_grouping_and_the_stores_phases(
+        tmp_path, target):
+    """`alerting serve` gives the monitor its merged config (use_config) before start(): the slots
+    are set at start, where the pool (how it groups first slots) and the state store (when an
+    earlier process last checked each monitor) are known."""
+    import time
+
+    from alerting.check_pool import CheckPool
+
+    submitted: list[str] = []
+
+    class RoundsStandIn(CheckPool):  # where LocationPool would send its rounds; records, never answers
+        first_slot_group_share = 0.25
+
+        def submit(self, spec, on_result=None):
+            submitted.append(spec.name)
+
+    many = tmp_path / "many.yaml"
+    many.write_text(f"state_url: 'sqlite:///{tmp_path}/many.db'\nmonitors:\n" + "".join(
+        f"  - {{name: m{i}, url: 'http://127.0.0.1:9/{i}'}}\n" for i in range(1000)))
+    live = ContinuousMonitor(many, interval=60.0, pool_factory=lambda config, lost, interval: RoundsStandIn())
+    live.use_config(live.yaml)  # as serve does, before start
+    live.start()
+    try:
+        wait_for(lambda: len(submitted) >= 750, 10, what="the first group of first slots")
+        assert len(submitted) == 750  # 1,000 at 60 s: groups 15 s apart (50 a second, 750 at a time)
+    finally:
+        live.stop()
+
+    target.route("/a")
+    few = tmp_path / "few.yaml"
+    few.write_text(f"state_url: 'sqlite:///{tmp_path}/few.db'\ndefaults: {{attempts: 1}}\n"
+                   f"monitors:\n  - {{name: a, url: '{target.url('/a')}'}}\n")
+    first = ContinuousMonitor(few, interval=60.0).start()
+    try:
+        assert first.wait_first_round(30)
+        first.recorder.flush(timeout=10.0)
+    finally:
+        first.stop()
+    again = ContinuousMonitor(few, interval=60.0)  # a restart: 'a' was checked a moment ago
+    again.use_config(again.yaml)
+    again.start()
+    try:
+        due = again.timetable.next_due()
+        assert due is not None and due - time.monotonic() > 50  # one interval after that check, not now
+    finally:
+        again.stop()
+    assert target.hits["/a"] == 1
+
+
+
 # --- the recorder (real store) ---------------------------------------------------------------------
 
 def test_the_recorder_writes_a_backlog_of_routine_passes_in_chunks_and_a_failure_among_them_decides(tmp_path):
