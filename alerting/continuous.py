@@ -19,6 +19,7 @@ flow run (``use_config``) and are kept when the API is away.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -231,8 +232,8 @@ class ContinuousMonitor:
             intervals = {s.name: effective_interval(s, self.interval) for s in specs}
             self.timetable.set_monitors(intervals, time.monotonic(), ages,
                                         group_share=self.pool.first_slot_group_share)
-            if first:
-                self._first_round = set(self.specs)
+            if first:  # the first report waits for these; the others' stored states are less than an interval old
+                self._first_round = {name for name in self.specs if ages.get(name, math.inf) >= intervals[name]}
                 if not self._first_round:
                     self._first_round_done.set()
         self._wake.set()

@@ -218,6 +218,7 @@ def test_a_served_monitor_sets_its_slots_at_start_with_its_pools_grouping_and_th
     try:
         due = again.timetable.next_due()
         assert due is not None and due - time.monotonic() > 50  # one interval after that check, not now
+        assert again.wait_first_round(0)  # the first report need not wait for it: its stored state is fresh
     finally:
         again.stop()
     assert target.hits["/a"] == 1
