@@ -1,11 +1,11 @@
 """One Prefect client per process for the API calls Prefect makes on the distributed mode's behalf.
 
 Each time Prefect's ``get_client()`` finds no active client context it builds a new client, and with
-it a new TLS context loaded from certifi's CA bundle: ~8-22 ms of CPU on the 2-core machine, even
-for a plain-HTTP API. ``Task.delay()``, a future's ``wait()`` and ``result()``, and the result-storage
-lookups behind them each ask for one, so the scheduler built ~5 clients per batch, ~40 per 30 s at
-1,000 monitors: 42% of its CPU (py-spy, bench/distributed.py). A task worker built one or two per
-batch. Prefect reuses the client of an active ``AsyncClientContext`` / ``SyncClientContext``, as it
+it a new TLS context loaded from certifi's CA bundle: ~22 ms of CPU measured on the 2-core machine,
+even for a plain-HTTP API. ``Task.delay()``, a future's ``wait()`` and ``result()``, and the
+result-storage lookups behind them each ask for one: at 1,000 monitors that was 42% of the
+scheduler's CPU (py-spy, bench/distributed.py), and 13 CSRF-token fetches per cycle (one per new
+client). A task worker built one or two per batch. Prefect reuses the client of an active ``AsyncClientContext`` / ``SyncClientContext``, as it
 does for the tasks of a flow run; these helpers keep one open for the process's life.
 """
 

@@ -1,7 +1,7 @@
 """One Prefect client per process in the distributed mode (flows/shared_client.py).
 
 Without an active client context, each of Prefect's ``get_client()`` calls builds a new client and a
-new TLS context (~8-22 ms of CPU here); ``.delay()``, ``wait()`` and ``result()`` make several per
+new TLS context (~22 ms of CPU here); ``.delay()``, ``wait()`` and ``result()`` make several per
 batch. These tests hold the contract the scheduler and the workers rely on, with Prefect's real
 ``get_client`` (no server is contacted: building and entering a client opens no connection).
 """
