@@ -77,3 +77,53 @@ def test_a_worker_whose_server_is_away_at_start_still_serves_with_a_client_per_b
         first, second = get_client(sync_client=True), get_client(sync_client=True)
     assert first is not second  # Prefect's own behaviour: no shared client, nothing raised
     assert "Could not open one Prefect client" in caplog.text
+
+
+def test_the_shared_client_reaches_an_api_that_restarted_on_the_same_port():
+    """The client lives as long as the scheduler: when the API goes away and comes back (a restart),
+    its next call reconnects; nothing has to be rebuilt."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from toolkit import free_port
+
+    class Health(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the client holds a pooled connection
+        timeout = 0.5  # an idle connection is closed by the server after this
+
+        def do_GET(self):
+            body = b"true"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+
+    class API(ThreadingHTTPServer):
+        daemon_threads = False  # server_close waits until every connection is closed, as a stopped process's are
+
+    def serve() -> ThreadingHTTPServer:
+        server = API(("127.0.0.1", port), Health)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    shared = SharedAsyncClient()
+    api = serve()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}):
+            with shared.active() as client:
+                assert run_coro_as_sync(client.api_healthcheck()) is None
+            api.shutdown()
+            api.server_close()  # the API is gone, and the connection the client pooled with it
+            api = serve()
+            with shared.active() as again:
+                assert again is client
+                assert run_coro_as_sync(again.api_healthcheck()) is None
+    finally:
+        shared.close()
+        api.shutdown()
+        api.server_close()
