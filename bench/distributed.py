@@ -152,12 +152,12 @@ def main() -> None:
 
         # a round still out at the window's end is recorded up to 0.8 interval later: count its
         # checks too (with first slots in groups, one round can be a third of the monitors)
-        seen = [-1, made_in_window()]
+        made, before = made_in_window(), -1
         deadline = time.monotonic() + args.interval
-        while seen[-1] != seen[-2] and time.monotonic() < deadline:
+        while made != before and time.monotonic() < deadline:  # until a look finds nothing new
             time.sleep(3)
-            seen.append(made_in_window())
-        checks = seen[-1] * args.locations
+            before, made = made, made_in_window()
+        checks = made * args.locations
         expected = int(elapsed // args.interval) * args.monitors * args.locations
 
         # failover: kill -9 one worker, then two intervals and a half
