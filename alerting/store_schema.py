@@ -29,12 +29,13 @@ from sqlalchemy import (
 # The head of alerting/migrations/versions, known without Alembic: opening a store that is already
 # at head reads one row and never imports Alembic (~0.1 s) or scans the revisions (a test checks it
 # is the head).
-SCHEMA_REVISION = "v4_degraded_state"
+SCHEMA_REVISION = "v5_check_batches"
 VERSION_TABLE = "alerting_alembic_version"  # not "alembic_version": state_url may share a database with Prefect
 # Before Alembic the schema was versioned by hand in ``schema_version``; a store made then is stamped
 # with the matching revision, then upgraded. Revisions keep adding their number to ``schema_version``,
 # so an alerting from before Alembic refuses a store newer than it ("schema version N, newer ...").
-LEGACY_REVISIONS = {1: "v1_baseline", 2: "v2_outbox_bookkeeping", 3: "v3_incidents", 4: "v4_degraded_state"}
+LEGACY_REVISIONS = {1: "v1_baseline", 2: "v2_outbox_bookkeeping", 3: "v3_incidents", 4: "v4_degraded_state",
+                    5: "v5_check_batches"}
 
 
 class Epoch(TypeDecorator):
@@ -144,6 +145,18 @@ outbox = Table(
     Column("gave_up_at", Epoch),  # undeliverable: every attempt failed
     Column("superseded_at", Epoch),  # a DOWN/REMINDER made stale by a later RESOLVED: never sent
     Index("ix_outbox_pending", "delivered_at"),
+)
+
+check_batch = Table(  # the distributed mode's batches: which monitors a location checks, and its answer
+    "check_batch",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the batch id, also in its Prefect task run's name
+    Column("location", String(200), nullable=False),
+    Column("names", Text, nullable=False),  # JSON list of monitor names (never specs: workers read the config)
+    Column("expires", Float, nullable=False),  # epoch seconds: a worker that gets it later checks nothing
+    Column("created", Float, nullable=False),  # epoch seconds
+    Column("results", Text),  # JSON list of CheckResult dicts, written by the worker that checked it
+    Index("ix_check_batch_created", "created"),
 )
 
 

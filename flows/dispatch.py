@@ -27,12 +27,14 @@ from typing import Any
 
 import httpx
 
+from alerting import batches as batch_store
 from alerting.check_pool import CheckPool, OnResult
 from alerting.config import Config
 from alerting.models import CheckResult, MonitorSpec
 from alerting.quorum import combine, locations_of
 from alerting.schedule import effective_interval
-from flows.location_tasks import batch_task, task_name
+from alerting.store import Store
+from flows.location_tasks import batch_task, run_name, task_name
 from flows.shared_client import SharedAsyncClient
 
 log = logging.getLogger("alerting.serve")
@@ -81,6 +83,8 @@ class LocationPool:
         self._quiet: set[str] = set()  # locations reported as without a live worker
         self._rounds = ThreadPoolExecutor(concurrency, thread_name_prefix="round")
         self._client = SharedAsyncClient()  # one Prefect client for every round's calls
+        self._store: Store | None = None  # the batches go through it (alerting/batches.py)
+        self._store_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="location-pool", daemon=True)
         self._thread.start()
 
@@ -102,6 +106,19 @@ class LocationPool:
             self._client.close()
         except Exception as exc:  # noqa: BLE001 - closing at shutdown: nothing left to do with it
             log.debug("Closing the Prefect client: %s", exc)
+        if self._store is not None:
+            self._store.close()
+
+    def _batch_store(self) -> Store:
+        """The state store the batches go through; opened again when the config's state_url changes
+        (a StoreError here fails the round, and its monitors go back to the timetable)."""
+        url = self.config().resolved_state_url()
+        with self._store_lock:
+            if self._store is None or self._store.url != url:
+                old, self._store = self._store, Store(url)
+                if old is not None:
+                    old.close()
+            return self._store
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -186,21 +203,28 @@ class LocationPool:
         expires = time.time() + (deadline - time.monotonic())
         live = self._live_locations(list(by_location))
         self._report_quiet(live)
+        store = self._batch_store()
         sent = []
         for loc, names in by_location.items():
             if not live[loc]:
                 continue
             for part in batches(names, self.batch):
-                sent.append((loc, self._task(loc).delay(part, expires, uuid.uuid4().hex)))
+                batch_id = uuid.uuid4().hex
+                batch_store.put(store, batch_id, loc, part, expires)
+                try:  # the task run carries only the batch id, in its name
+                    sent.append((loc, batch_id, self._task(loc).with_options(name=run_name(loc, batch_id)).delay()))
+                except Exception:
+                    batch_store.take(store, batch_id)
+                    raise
         answers: dict[str, dict[str, CheckResult | None]] = {}
-        for loc, future in sent:
+        for loc, batch_id, future in sent:
             try:
                 future.wait(timeout=max(0.0, deadline - time.monotonic()))
-                if future.state is None or not future.state.is_completed():
-                    continue
-                results = future.result(timeout=max(0.1, deadline - time.monotonic()))
-            except Exception as exc:  # noqa: BLE001 - a lost batch: its monitors are lost for this cycle
-                log.warning("A %s batch was not answered: %s", task_name(loc), type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - what the worker wrote (if anything) is in the row
+                log.warning("Waiting for a %s batch failed: %s", task_name(loc), type(exc).__name__)
+            results = batch_store.take(store, batch_id)  # answered or not, the row goes now
+            if results is None:  # a lost batch: its monitors are lost for this cycle
+                log.warning("A %s batch was not answered by its deadline", task_name(loc))
                 continue
             for raw in results:
                 result = CheckResult.model_validate(raw)

@@ -228,6 +228,19 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         # (d) nothing sent twice
         titles = Counter(t.split(" (")[0] for t in receiver.titles())
         assert titles == Counter({**{f"DOWN: {n}": 1 for n in NAMES}, **{f"RESOLVED: {n}": 1 for n in NAMES}})
+
+        # batches went through the state store, and each row went once its round ended (the killed
+        # worker's too); Prefect's result storage got no file (no parameters, no results)
+        engine = create_engine(store_url)
+        try:
+            with engine.connect() as conn:
+                old = conn.execute(text("SELECT count(*) FROM check_batch WHERE created < :t"),
+                                   {"t": time.time() - 3 * INTERVAL}).scalar()
+        finally:
+            engine.dispose()
+        assert old == 0
+        storage = server.home / "storage"
+        assert not storage.exists() or not [p for p in storage.rglob("*") if p.is_file()], sorted(storage.rglob("*"))
         print(f"failover {failover:.1f}s")
     finally:
         for proc in procs:

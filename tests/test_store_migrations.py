@@ -41,7 +41,7 @@ from alerting.store import (
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 OUTBOX_V2_COLUMNS = {"next_attempt_at", "gave_up_at", "superseded_at"}
-LATER_TABLES = {"incident", "check_daily"}  # tables added after schema_version 2 (v3_incidents)
+LATER_TABLES = {"incident", "check_daily", "check_batch"}  # tables added after schema_version 2 (v3_incidents, v5_check_batches)
 LATER_STATE_COLUMNS = {"degraded", "notified_degraded", "consecutive_warnings", "degraded_since", "warning_kind",
                        "warning_text"}  # monitor_state columns added by v4_degraded_state
 NEWER = max(LEGACY_REVISIONS) + 1  # a schema_version this alerting does not know
