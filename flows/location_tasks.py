@@ -9,9 +9,10 @@ cycle, see flows/dispatch.py).
 
 The task run carries nothing but the batch id, in its name (``check-batch-eu-west:<id>``): the batch
 itself (monitor *names* and an expiry time, never specs) and its results go through the state store
-(alerting/batches.py). So the task takes no parameters and persists no result, and Prefect's result
-storage (files under ``~/.prefect/storage``, one per parameters and per result, never deleted) is not
-used: scheduler and workers share no disk, only the state store. Each worker reads the same config
+(alerting/batches.py). So the task takes no parameters, and Prefect's result storage (files under
+``~/.prefect/storage``, one per parameters and per result, never deleted) holds only one small file
+per location (the count of the last batch, overwritten): scheduler and workers share no disk, only the
+state store. Each worker reads the same config
 file itself (headers, tokens and URLs stay on the machine), checks with its own CheckPool, and writes
 the results (URLs redacted, no secrets). A batch that waited past its expiry (queued while the
 location had no worker), or that the scheduler took back, is answered with nothing.
@@ -22,10 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from prefect import Task, task
-from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
 from alerting import batches
@@ -62,8 +63,16 @@ def batch_task(location: str) -> Task[[], int]:
         return _checker().check(batch_id_of(context.task_run.name))
 
     check_batch.__name__ = check_batch.__qualname__ = task_name(location)
-    return task(name=task_name(location), cache_policy=NO_CACHE, persist_result=False, retries=0,
-                log_prints=False)(check_batch)
+    # A task worker persists every result (it forces persist_result=True), by default under a key
+    # unique to the run: a file per batch, never deleted. The result is only a count, so it goes under
+    # one key per location instead (the file is overwritten by each batch), and is never read back as
+    # a cache hit (refresh_cache).
+    return task(name=task_name(location), cache_key_fn=partial(_result_key, location), refresh_cache=True,
+                retries=0, log_prints=False)(check_batch)
+
+
+def _result_key(location: str, *_: object) -> str:
+    return task_name(location)
 
 
 class _Checker:
