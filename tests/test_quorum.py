@@ -125,3 +125,23 @@ def test_bad_location_input_exits_2_naming_file_monitor_and_field(tmp_path):
     run = subprocess.run([alerting, "serve", "-c", str(config), "--runner", "prefect"], capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 2 and "need the default runner" in run.stderr
+
+
+def test_a_worker_that_cannot_open_the_state_store_exits_2_naming_it_without_the_password(tmp_path, prefect_server):
+    """Batches and their results go through the state store: a worker without it can do nothing."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "m.yaml"
+    config.write_text(f"state_url: 'postgresql+psycopg://alerting:s3cret-pw@127.0.0.1:{port}/alerting'\n"
+                      "locations: [eu-west]\nmonitors:\n  - {name: api, url: 'http://api.example/'}\n")
+    run = subprocess.run([str(Path(sys.executable).parent / "alerting"), "worker", "-c", str(config), "--location",
+                          "eu-west"], capture_output=True, text=True, timeout=120, env=prefect_server.env)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"{config}: field 'state_url': cannot open state store" in run.stderr
+    assert "s3cret-pw" not in run.stdout + run.stderr and "alerting:***@" in run.stderr

@@ -47,14 +47,13 @@ def worker(
     signal.signal(signal.SIGTERM, _terminate)
     out.print(f"Worker for location '{location}': {len(cfg.monitors)} monitor(s) in {config}, Prefect API "
               f"{api.url}. Ctrl-C to stop.")
-    from alerting.store import Store, StoreError, safe_url
+    from alerting.store import Store, StoreError
     from flows.location_tasks import serve_location
 
     try:  # batches and their results go through the state store: without it this worker can do nothing
         store = Store(cfg.resolved_state_url())
     except StoreError as exc:
-        fail(f"{config}: field 'state_url': {exc} (workers read their batches from the state store, "
-             f"{safe_url(cfg.resolved_state_url())})")
+        fail(f"{config}: field 'state_url': {exc} (workers read their batches from the state store)")
     with prefect_api.using(api.url):
         try:
             serve_location(config.resolve(), cfg, location, limit=limit, store=store)
