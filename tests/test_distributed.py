@@ -152,7 +152,9 @@ def test_three_workers_two_locations_failover_and_quorum(postgres, target, recei
         history = _history(store_url, start)
         for name in NAMES:
             gaps = [b - a for a, b in zip(history[name], history[name][1:], strict=False)]
-            assert len(history[name]) >= 3 and max(gaps) <= INTERVAL + 1, (name, history[name])
+            # (a) is "checked every cycle": no gap of two intervals (a missed cycle). A check can start up
+            # to a round's flush late, and a full suite beside it once made one 2 s late (a gap of 8 s)
+            assert len(history[name]) >= 3 and max(gaps) < 2 * INTERVAL, (name, history[name])
 
         # (b) kill -9 an eu-west worker the moment it takes a batch (it dies holding it)
         offsets = {log: len(log.read_text(errors="replace")) for _, _, log in workers[:2]}
