@@ -30,12 +30,12 @@ def put(store: Store, batch_id: str, location: str, names: list[str], expires: f
                                                     expires=expires, created=now))
 
 
-def request(store: Store, batch_id: str) -> tuple[str, list[str], float] | None:
-    """(location, monitor names, expiry) of a batch still wanted; None once the scheduler took it back."""
+def request(store: Store, batch_id: str) -> tuple[list[str], float] | None:
+    """(monitor names, expiry) of a batch still wanted; None once the scheduler took it back."""
     with store.engine.connect() as conn:
-        row = conn.execute(select(check_batch.c.location, check_batch.c.names, check_batch.c.expires)
+        row = conn.execute(select(check_batch.c.names, check_batch.c.expires)
                            .where(check_batch.c.id == batch_id)).first()
-    return None if row is None else (row.location, json.loads(row.names), row.expires)
+    return None if row is None else (json.loads(row.names), row.expires)
 
 
 def answer(store: Store, batch_id: str, results: list[dict[str, Any]]) -> bool:

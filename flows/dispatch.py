@@ -110,14 +110,11 @@ class LocationPool:
             self._store.close()
 
     def _batch_store(self) -> Store:
-        """The state store the batches go through; opened again when the config's state_url changes
-        (a StoreError here fails the round, and its monitors go back to the timetable)."""
-        url = self.config().resolved_state_url()
+        """The state store the batches go through, opened at the first round (a StoreError then fails
+        the round, and its monitors go back to the timetable); like the recorder's, kept until exit."""
         with self._store_lock:
-            if self._store is None or self._store.url != url:
-                old, self._store = self._store, Store(url)
-                if old is not None:
-                    old.close()
+            if self._store is None:
+                self._store = Store(self.config().resolved_state_url())
             return self._store
 
     def _loop(self) -> None:

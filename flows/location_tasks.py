@@ -12,9 +12,8 @@ itself (monitor *names* and an expiry time, never specs) and its results go thro
 (alerting/batches.py). So the task takes no parameters, and Prefect's result storage (files under
 ``~/.prefect/storage``, one per parameters and per result, never deleted) holds only one small file
 per location (the count of the last batch, overwritten): scheduler and workers share no disk, only the
-state store. Each worker reads the same config
-file itself (headers, tokens and URLs stay on the machine), checks with its own CheckPool, and writes
-the results (URLs redacted, no secrets). A batch that waited past its expiry (queued while the
+state store. Each worker reads the same config file itself (headers, tokens and URLs stay on the
+machine), checks with its own CheckPool, and writes the results (URLs redacted, no secrets). A batch that waited past its expiry (queued while the
 location had no worker), or that the scheduler took back, is answered with nothing.
 """
 
@@ -112,15 +111,8 @@ class _Checker:
                       exc.problems[0])
             return
         if self.config is not None and config.resolved_state_url() != self.config.resolved_state_url():
-            try:
-                store = Store(config.resolved_state_url())
-            except Exception as exc:  # noqa: BLE001 - keep the store that works
-                log.error("%s changed its state_url, which cannot be opened (%s); keeping the previous one",
-                          self.path, type(exc).__name__)
-                return
-            old, self.store = self.store, store
-            if old is not None:
-                old.close()
+            # as in the scheduler, the store is the one opened at start
+            log.warning("%s changed its state_url: restart this worker (and the scheduler) to use it", self.path)
         self.config = config
         log.warning("%s changed: %d monitors now", self.path, len(config.monitors))
 
@@ -135,7 +127,7 @@ class _Checker:
         if wanted is None:
             log.info("Batch %s is no longer wanted (its round ended)", batch_id)
             return 0
-        _, names, expires = wanted
+        names, expires = wanted
         if time.time() >= expires:
             return 0  # waited in the queue too long: the scheduler has given up on it
         specs = {m.name: m for m in config.monitors}
