@@ -83,3 +83,26 @@ def test_a_worker_checks_the_batch_and_writes_redacted_results_but_not_a_batch_t
         assert checker.check(expired) == 0
         assert target.hits["/api"] == 1
         assert batches.take(store, expired) is None
+
+
+def test_a_round_whose_state_store_is_unreachable_gives_its_monitors_back(tmp_path, prefect_server):
+    """The scheduler's side: without the store no batch can go out; the round fails (logged) and its
+    monitors go back to the timetable (``on_lost``) for their next slot, instead of waiting forever."""
+    import socket
+
+    from alerting.config import parse_config
+    from flows.dispatch import LocationPool
+    from toolkit import wait_for
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = parse_config(f"state_url: 'postgresql+psycopg://alerting:pw@127.0.0.1:{port}/alerting'\n"
+                          "locations: [eu-west]\nmonitors:\n  - {name: api, url: 'http://127.0.0.1:9/'}\n", "m.yaml")
+    lost: list[str] = []
+    pool = LocationPool(lambda: config, on_lost=lost.append, default_interval=30, flush=0.1)
+    try:
+        pool.submit(config.monitors[0])
+        wait_for(lambda: lost == ["api"], 60, what="the monitor handed back")
+    finally:
+        pool.close()
